@@ -1,0 +1,408 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/location"
+	"github.com/civicstack/townhall/users"
+)
+
+// Check decides whether s may perform req.Action of req.Module, in the order
+// of SPEC §2:
+//
+//  1. invalid or unknown input: a typed error and a denial;
+//  2. anonymous: allowed only for public actions of modules enabled there;
+//  3. unknown user: users.ErrNotFound; deleted or inactive: denied;
+//  4. active interactive super admins (not impersonated): allowed;
+//  5. module disabled in the municipality: denied;
+//  6. public and authenticated actions: allowed;
+//  7. a platform grant ("*") whose role allows the action: allowed;
+//  8. grants that count (anchor profile active and approved) whose role
+//     allows the action and whose location covers the request: allowed;
+//  9. otherwise denied, with the reason of the first failed condition.
+//
+// Without a Resource, step 8 is a gate: a grant at the municipality, an
+// ancestor or a descendant of it counts. With a Resource, its location must
+// lie in the grant's subtree and its category in the anchor profile's
+// effective categories. Check never touches the database. Denied decisions
+// are recorded in the audit log asynchronously.
+func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, error) {
+	c.mu.RLock()
+	d, err := c.decide(&c.snap, s, req)
+	c.mu.RUnlock()
+	if err != nil {
+		d = Decision{Reason: ReasonInvalid}
+	}
+	c.recordDecision(s, req, d)
+	return d, err
+}
+
+// decide is Check on a snapshot; the caller holds the read lock.
+func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, error) {
+	ai, err := snap.reg.action(req.Module, req.Action)
+	if err != nil {
+		return Decision{}, err
+	}
+	act := &snap.reg.actions[ai]
+	muni, recordLoc, err := resolveScope(snap, act, req)
+	if err != nil {
+		return Decision{}, err
+	}
+	res := req.Resource
+	hasLocation := recordLoc != ""
+	if hasLocation && req.Municipality != "" && !snap.tree.IsWithin(recordLoc, req.Municipality) {
+		return deny(ReasonOutOfScope), nil
+	}
+	// Whether an allow that does not depend on a grant's location (public,
+	// authenticated, platform grant) may cover this request: a record with
+	// no location only while the module is enabled everywhere.
+	unscoped := res == nil || hasLocation || snap.enabledEverywhere(req.Module)
+
+	if s.UserID == "" {
+		if act.public && snap.moduleEnabled(req.Module, muni) && unscoped {
+			return allow(ReasonPublic, "", ""), nil
+		}
+		return deny(ReasonNoGrant), nil
+	}
+	if s.system {
+		return Decision{}, fmt.Errorf("%w: System() is not a subject of checks", ErrInvalidInput)
+	}
+	u, ok := snap.users[s.UserID]
+	if !ok {
+		return Decision{}, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
+	}
+	if u.deleted || !u.active {
+		return deny(ReasonUserInactive), nil
+	}
+	if s.ImpersonatorID != "" {
+		if err := c.liveImpersonation(snap, s); err != nil {
+			return Decision{}, err
+		}
+	}
+	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
+		return allow(ReasonSuperAdmin, "", ""), nil
+	}
+	if !snap.moduleEnabled(req.Module, muni) {
+		return deny(ReasonModuleDisabled), nil
+	}
+	if unscoped {
+		switch {
+		case act.public:
+			return allow(ReasonPublic, "", ""), nil
+		case act.authenticated:
+			return allow(ReasonAuthenticated, "", ""), nil
+		}
+		if role, ok := platformRole(snap, u, ai); ok {
+			return allow(ReasonPlatformRole, role, "*"), nil
+		}
+	}
+	if act.platform && muni == "" && res == nil {
+		return deny(ReasonNoGrant), nil
+	}
+	return c.decideGrants(snap, s.UserID, u, ai, act, muni, res), nil
+}
+
+// resolveScope validates the request's places and returns the municipality
+// the request falls in ("" when none applies) and whether the resource has
+// a location.
+func resolveScope(snap *snapshot, act *actionInfo, req Request) (muni, recordLoc string, err error) {
+	var hasLocation bool
+	if req.Municipality != "" {
+		if !dbx.ValidID(req.Municipality) {
+			return "", "", fmt.Errorf("%w: municipality %q", ErrInvalidInput, req.Municipality)
+		}
+		loc, ok := snap.tree.Get(req.Municipality)
+		if !ok {
+			return "", "", fmt.Errorf("%w: municipality %q", location.ErrNotFound, req.Municipality)
+		}
+		if loc.Level != location.Municipality {
+			return "", "", fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, loc.Level)
+		}
+		muni = req.Municipality
+	}
+	if res := req.Resource; res != nil {
+		if res.LocationID != "" {
+			if !dbx.ValidID(res.LocationID) {
+				return "", "", fmt.Errorf("%w: resource location %q", ErrInvalidInput, res.LocationID)
+			}
+			if _, ok := snap.tree.Get(res.LocationID); !ok {
+				return "", "", fmt.Errorf("%w: resource location %q", location.ErrNotFound, res.LocationID)
+			}
+			hasLocation = true
+			if muni == "" {
+				muni, _ = snap.tree.MunicipalityOf(res.LocationID)
+			}
+		}
+		if res.OrganisationID != "" && !dbx.ValidID(res.OrganisationID) {
+			return "", "", fmt.Errorf("%w: resource organisation %q", ErrInvalidInput, res.OrganisationID)
+		}
+		// An affiliated record without a location of its own lies where its
+		// organisation does.
+		recordLoc = res.LocationID
+		if org := snap.orgs[res.OrganisationID]; act.affiliated && !hasLocation && org != nil {
+			recordLoc = org.location
+			if muni == "" {
+				muni, _ = snap.tree.MunicipalityOf(org.location)
+			}
+		}
+		if len(res.Category) > 64 {
+			return "", "", fmt.Errorf("%w: resource category too long", ErrInvalidInput)
+		}
+		return muni, recordLoc, nil
+	}
+	if muni == "" && !act.platform {
+		return "", "", fmt.Errorf("%w: municipality required for module %q", ErrInvalidInput, act.module)
+	}
+	return muni, "", nil
+}
+
+// platformRole returns the first (by name) platform-granted role of u that
+// allows action ai.
+func platformRole(snap *snapshot, u *userState, ai int) (string, bool) {
+	best := -1
+	for _, g := range u.grants {
+		if g.location == "*" && snap.reg.roles[g.role].perms.has(ai) && (best < 0 || g.role < best) {
+			best = g.role
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return snap.reg.roles[best].name, true
+}
+
+// Denial flags in reporting order (SPEC §2 step 9).
+const (
+	failNotAffiliated = 1 << iota
+	failCategory
+	failOutOfScope
+	failNotApproved
+	failInactive
+)
+
+var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope, ReasonProfileNotApproved, ReasonProfileInactive}
+
+// decideGrants is step 8 and 9: the location grants of u whose role allows
+// action ai.
+func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai int, act *actionInfo, muni string, res *Resource) Decision {
+	var (
+		fails    int
+		best     *grant
+		bestDist int
+	)
+	for i := range u.grants {
+		g := &u.grants[i]
+		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
+			continue
+		}
+		p, _ := snap.anchor(u, g.location)
+		if p == nil {
+			continue // a grant without an anchor profile counts for nothing
+		}
+		f := 0
+		if !p.approved {
+			f |= failNotApproved
+		}
+		if !p.active {
+			f |= failInactive
+		}
+		var dist int
+		switch {
+		case res == nil:
+			within, above := snap.tree.IsWithin(muni, g.location), snap.tree.IsWithin(g.location, muni)
+			if !within && !above {
+				f |= failOutOfScope
+			}
+			dist = abs(snap.depth(muni) - snap.depth(g.location))
+		case act.affiliated:
+			// Instead of the location rule: the record's organisation.
+			inScope, linked := c.affiliated(snap, u, userID, res, g.location, act.module)
+			if !inScope {
+				f |= failOutOfScope
+			}
+			if !linked {
+				f |= failNotAffiliated
+			}
+			if !snap.allowsCategory(p, res.Category) {
+				f |= failCategory
+			}
+			if org := snap.orgs[res.OrganisationID]; org != nil {
+				dist = snap.depth(org.location) - snap.depth(g.location)
+			}
+		case res.LocationID == "":
+			f |= failOutOfScope // only unrestricted subjects act on records without a location
+		default:
+			if !snap.tree.IsWithin(res.LocationID, g.location) {
+				f |= failOutOfScope
+			}
+			if !snap.allowsCategory(p, res.Category) {
+				f |= failCategory
+			}
+			dist = snap.depth(res.LocationID) - snap.depth(g.location)
+		}
+		if f != 0 {
+			fails |= f
+			continue
+		}
+		if best == nil || dist < bestDist || dist == bestDist && lessGrant(snap, g, best) {
+			best, bestDist = g, dist
+		}
+	}
+	if best != nil {
+		return allow(ReasonRole, snap.reg.roles[best.role].name, best.location)
+	}
+	for i, r := range failReasons {
+		if fails&(1<<i) != 0 {
+			return deny(r)
+		}
+	}
+	return deny(ReasonNoGrant)
+}
+
+// lessGrant orders equally near grants by role name, then location ID.
+func lessGrant(snap *snapshot, a, b *grant) bool {
+	an, bn := snap.reg.roles[a.role].name, snap.reg.roles[b.role].name
+	if an != bn {
+		return an < bn
+	}
+	return a.location < b.location
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func allow(r Reason, role, domain string) Decision {
+	return Decision{Allowed: true, Reason: r, Role: role, Domain: domain}
+}
+
+func deny(r Reason) Decision { return Decision{Reason: r} }
+
+// UserCanAccessModule is the seed's user_can_access_module(user, module,
+// action): true when Check would allow the action without a resource in at
+// least one municipality, or platform-wide for platform modules.
+func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, action string) (bool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	snap := &c.snap
+	ai, err := snap.reg.action(module, action)
+	if err != nil {
+		return false, err
+	}
+	act := &snap.reg.actions[ai]
+	if s.system {
+		return false, fmt.Errorf("%w: System() is not a subject of checks", ErrInvalidInput)
+	}
+	if s.UserID == "" {
+		return act.public && c.someMunicipalityEnabled(snap, module, ""), nil
+	}
+	u, ok := snap.users[s.UserID]
+	if !ok {
+		return false, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
+	}
+	if u.deleted || !u.active {
+		return false, nil
+	}
+	if s.ImpersonatorID != "" {
+		if err := c.liveImpersonation(snap, s); err != nil {
+			return false, err
+		}
+	}
+	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
+		return true, nil
+	}
+	_, platform := platformRole(snap, u, ai)
+	if act.platform {
+		if platform {
+			return true, nil
+		}
+	} else if (act.public || act.authenticated || platform) && c.someMunicipalityEnabled(snap, module, "") {
+		return true, nil
+	}
+	for _, g := range u.grants {
+		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
+			continue
+		}
+		p, _ := snap.anchor(u, g.location)
+		if p == nil || !p.active || !p.approved {
+			continue
+		}
+		if act.platform {
+			return true, nil // the request may name any municipality related to the grant
+		}
+		if muni, ok := snap.tree.MunicipalityOf(g.location); ok {
+			if snap.moduleEnabled(module, muni) {
+				return true, nil
+			}
+			continue
+		}
+		if c.someMunicipalityEnabled(snap, module, g.location) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// someMunicipalityEnabled reports whether a municipality in the subtree of
+// root (the whole tree when root is "") has module enabled.
+func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) bool {
+	var walk func(ids []string) bool
+	walk = func(ids []string) bool {
+		for _, id := range ids {
+			if level, _ := snap.tree.Level(id); level == location.Municipality {
+				if snap.moduleEnabled(module, id) {
+					return true
+				}
+				continue // nothing below a municipality is another municipality
+			}
+			if walk(snap.tree.Children(id)) {
+				return true
+			}
+		}
+		return false
+	}
+	if root != "" {
+		return walk([]string{root})
+	}
+	return walk(snap.tree.Roots())
+}
+
+// recordDecision queues denied decisions (and allowed ones when enabled)
+// for the audit log without blocking the check.
+func (c *Checker) recordDecision(s Subject, req Request, d Decision) {
+	if d.Allowed && !c.auditAllowed {
+		return
+	}
+	typ := audit.TypeDecisionDenied
+	if d.Allowed {
+		typ = audit.TypeDecisionAllowed
+	}
+	allowed := d.Allowed
+	loc := req.Municipality
+	if req.Resource != nil && req.Resource.LocationID != "" {
+		loc = req.Resource.LocationID
+	}
+	c.audit.RecordAsync(audit.Event{
+		Type: typ, ActorID: s.UserID, ImpersonatorID: s.ImpersonatorID,
+		LocationID: truncateID(loc), Module: truncateID(req.Module), Action: truncateID(req.Action),
+		Reason: string(d.Reason), Allowed: &allowed,
+	})
+}
+
+// truncateID keeps invalid, over-long input from failing the audit write of
+// the decision that refused it.
+func truncateID(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}
+
+var errNoSession = errors.New("no live impersonation session")

@@ -1,0 +1,155 @@
+package access
+
+import (
+	"fmt"
+	"math/bits"
+	"slices"
+)
+
+// permSet is a set of action indices of a compiled registry.
+type permSet []uint64
+
+func newPermSet(n int) permSet { return make(permSet, (n+63)/64) }
+
+func (p permSet) add(i int)      { p[i/64] |= 1 << (uint(i) % 64) }
+func (p permSet) has(i int) bool { return p[i/64]&(1<<(uint(i)%64)) != 0 }
+func (p permSet) union(q permSet) {
+	for i := range p {
+		p[i] |= q[i]
+	}
+}
+func (p permSet) subsetOf(q permSet) bool {
+	for i := range p {
+		if p[i]&^q[i] != 0 {
+			return false
+		}
+	}
+	return true
+}
+func (p permSet) count() int {
+	n := 0
+	for _, w := range p {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// actionInfo is one module action of a compiled registry.
+type actionInfo struct {
+	module, action string
+	platform       bool // of a platform module
+	public         bool // lists public
+	authenticated  bool // lists authenticated
+	readOnly       bool
+	affiliated     bool
+}
+
+// roleInfo is one grantable role of a compiled registry.
+type roleInfo struct {
+	name     string
+	reserved bool
+	platform bool
+	perms    permSet // every action the role allows, implicit rules and inheritance included
+}
+
+// compiled is the immutable, indexed form of a Registry used by checks.
+type compiled struct {
+	actions  []actionInfo
+	actionIx map[string]map[string]int // module → action → index
+	roles    []roleInfo                // sorted by name
+	roleIx   map[string]int
+}
+
+// compile resolves lists, aliases, inheritance and the implicit admin and
+// viewer rules into one permission set per role.
+func (r *Registry) compile() (*compiled, error) {
+	c := &compiled{actionIx: map[string]map[string]int{}, roleIx: map[string]int{}}
+	for _, m := range r.moduleOrder {
+		c.actionIx[m] = map[string]int{}
+		for _, a := range sortedKeys(r.modules[m]) {
+			def := r.modules[m][a]
+			c.actionIx[m][a] = len(c.actions)
+			c.actions = append(c.actions, actionInfo{
+				module: m, action: a, platform: IsPlatformModule(m),
+				public:        slices.Contains(def.Roles, RolePublic),
+				authenticated: slices.Contains(def.Roles, RoleAuthenticated),
+				readOnly:      def.ReadOnly, affiliated: def.Affiliated,
+			})
+		}
+	}
+	n := len(c.actions)
+	reserved := newPermSet(n) // actions listing a reserved role
+	direct := map[string]permSet{}
+	for name := range r.roles {
+		direct[name] = newPermSet(n)
+	}
+	for i, info := range c.actions {
+		for _, role := range r.modules[info.module][info.action].Roles {
+			if set, ok := direct[role]; ok {
+				set.add(i)
+				if r.roles[role].Reserved {
+					reserved.add(i)
+				}
+			}
+		}
+	}
+	for i, info := range c.actions {
+		if info.platform {
+			continue
+		}
+		if !reserved.has(i) {
+			direct[RoleAdmin].add(i)
+		}
+		if info.readOnly {
+			direct[RoleViewer].add(i)
+		}
+	}
+	names := slices.Clone(r.roleOrder)
+	slices.Sort(names)
+	for _, name := range names {
+		perms, err := r.closure(name, direct, map[string]bool{})
+		if err != nil {
+			return nil, err
+		}
+		role := r.roles[name]
+		c.roleIx[name] = len(c.roles)
+		c.roles = append(c.roles, roleInfo{name: name, reserved: role.Reserved, platform: role.Platform, perms: perms})
+	}
+	return c, nil
+}
+
+func (r *Registry) closure(name string, direct map[string]permSet, visiting map[string]bool) (permSet, error) {
+	if visiting[name] {
+		return nil, fmt.Errorf("%w: role %q inherits itself", ErrInvalidInput, name)
+	}
+	visiting[name] = true
+	defer delete(visiting, name)
+	out := slices.Clone(direct[name])
+	for _, parent := range r.roles[name].Inherits {
+		p, err := r.closure(parent, direct, visiting)
+		if err != nil {
+			return nil, err
+		}
+		out.union(p)
+	}
+	return out, nil
+}
+
+// action returns the index of module.action.
+func (c *compiled) action(module, action string) (int, error) {
+	m, ok := c.actionIx[module]
+	if !ok {
+		return 0, fmt.Errorf("%w %q", ErrUnknownModule, module)
+	}
+	i, ok := m[action]
+	if !ok {
+		return 0, fmt.Errorf("%w %q in module %q", ErrUnknownAction, action, module)
+	}
+	return i, nil
+}
+
+// role returns the index of a grantable role, resolving the staff alias.
+func (c *compiled) role(name string) (int, bool) {
+	i, ok := c.roleIx[canonicalRole(name)]
+	return i, ok
+}
