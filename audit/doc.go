@@ -33,6 +33,8 @@
 // sorted at every level, no insignificant white space, HTML characters and
 // invalid UTF-8 escaped or replaced as encoding/json does. The stored text
 // is what is hashed, so a reader may check a hash without re-encoding.
+// Details read back are decoded by encoding/json into map[string]any:
+// numbers come back as float64.
 //
 // Appends are serialised across processes by the single-row table
 // townhall_audit_head (last_seq, last_hash). An append locks that row first
@@ -44,6 +46,10 @@
 // nothing behind. The head lock is held until the transaction ends, so
 // audited writes commit one at a time: record the event as late in the
 // transaction as possible.
+//
+// Times are hashed as stored, so every process must read them back
+// unchanged: on MySQL and MariaDB open the database with parseTime=true and
+// the same loc everywhere (loc=UTC is recommended).
 //
 // # What Verify guarantees
 //
@@ -79,7 +85,10 @@
 // Query, Verify and Flush first wait until every event enqueued before the
 // call is written. Close flushes, stops the goroutine and waits for it;
 // afterwards RecordAsync returns false and Record and RecordTx return
-// ErrClosed, while Query and Verify keep working. Events still buffered
+// ErrClosed, while Query and Verify keep working. The writer uses its own
+// connection from the pool, so do not call Flush, Query or Verify while
+// holding the only connection of a pool (an in-memory SQLite database
+// limited to one connection) in a transaction. Events still buffered
 // when the process dies without Close are lost: the buffer trades that for
 // checks that never wait.
 //

@@ -122,6 +122,9 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	return dbx.Tx(ctx, l.db, func(tx *gorm.DB) error {
 		return l.recordTx(ctx, tx, e)
 	})
@@ -138,6 +141,9 @@ func (l *Log) RecordTx(ctx context.Context, tx *gorm.DB, e Event) error {
 	}
 	if tx == nil {
 		return errNilDB
+	}
+	if ctx == nil {
+		ctx = context.Background()
 	}
 	if committer, ok := tx.Statement.ConnPool.(gorm.TxCommitter); !ok || committer == nil {
 		return dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return l.recordTx(ctx, tx, e) })
@@ -159,9 +165,6 @@ func (l *Log) usable() error {
 }
 
 func (l *Log) recordTx(ctx context.Context, tx *gorm.DB, e Event) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	a, hasActor := actor.From(ctx)
 	if e.ActorID == "" {
 		e.ActorID = actor.OrSystem(ctx).UserID
@@ -273,7 +276,8 @@ func (r *record) event() (Event, error) {
 	}
 	if r.Details != "" {
 		if err := json.Unmarshal([]byte(r.Details), &e.Details); err != nil {
-			return e, fmt.Errorf("audit: event %d: details: %w", r.Seq, err)
+			// The log only writes valid JSON.
+			return e, fmt.Errorf("audit: event %d: details are not valid json (%v): %w", r.Seq, err, ErrTampered)
 		}
 	}
 	return e, nil

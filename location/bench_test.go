@@ -81,10 +81,10 @@ func bulkLoad(b *testing.B, db *gorm.DB) []string {
 	}
 	start := time.Now()
 	require.NoError(b, db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.CreateInBatches(locs, 100).Error; err != nil {
+		if err := tx.CreateInBatches(locs, 25).Error; err != nil {
 			return err
 		}
-		return tx.CreateInBatches(ps, 300).Error
+		return tx.CreateInBatches(ps, 60).Error
 	}))
 	b.Logf("bulk-loaded %d locations and %d closure rows in %v", len(locs), len(ps), time.Since(start).Round(time.Millisecond))
 	return munis

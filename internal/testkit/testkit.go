@@ -1,0 +1,72 @@
+// Package testkit builds platforms for tests: a fresh database from
+// internal/dbtest, townhall.Open with a fast password hash, and helpers
+// that fail the test on error.
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/civicstack/townhall"
+	"github.com/civicstack/townhall/access"
+	"github.com/civicstack/townhall/internal/dbtest"
+	"github.com/civicstack/townhall/location"
+	"github.com/civicstack/townhall/users"
+)
+
+// FastKDF is a password hash cost for tests only.
+var FastKDF = users.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// Clock is a settable clock for WithClock.
+type Clock struct{ t time.Time }
+
+// NewClock starts a clock at a fixed instant.
+func NewClock() *Clock { return &Clock{t: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { return c.t }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// Open opens a platform on a fresh database, closed when t ends.
+func Open(t testing.TB, opts ...townhall.Option) *townhall.Platform {
+	t.Helper()
+	db := dbtest.New(t)
+	p, err := townhall.Open(context.Background(), db, append([]townhall.Option{townhall.WithKDF(FastKDF)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	return p
+}
+
+// Locations creates locations in order.
+func Locations(t testing.TB, p *townhall.Platform, locs ...location.Location) {
+	t.Helper()
+	for _, l := range locs {
+		_, err := p.Locations.Create(context.Background(), l)
+		require.NoError(t, err, "create location %s", l.ID)
+	}
+}
+
+// User creates an interactive user whose ID is also its username.
+func User(t testing.TB, p *townhall.Platform, id string) {
+	t.Helper()
+	_, err := p.Users.Create(context.Background(), users.NewUser{ID: id, Username: id})
+	require.NoError(t, err, "create user %s", id)
+}
+
+// Member creates user id (when new), a membership with role at loc, and
+// approves it.
+func Member(t testing.TB, p *townhall.Platform, id, role, loc string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := p.Users.Get(ctx, id); err != nil {
+		User(t, p, id)
+	}
+	_, err := p.Admin.AddMember(ctx, access.System(), access.Membership{UserID: id, LocationID: loc, Role: role})
+	require.NoError(t, err, "add member %s", id)
+	require.NoError(t, p.Admin.Approve(ctx, access.System(), id, loc))
+}
