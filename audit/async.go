@@ -50,6 +50,9 @@ func (l *Log) RecordAsync(e Event) bool {
 // Dropped reports how many asynchronous events were dropped since New and
 // not yet recorded as a TypeDecisionsDropped event.
 func (l *Log) Dropped() int64 {
+	if l == nil {
+		return 0
+	}
 	return l.dropped.Load()
 }
 
@@ -61,6 +64,11 @@ func (l *Log) Flush(ctx context.Context) error {
 	if err := l.sync(ctx); err != nil {
 		return err
 	}
+	return l.takeErr()
+}
+
+// takeErr returns and clears the writer's first unreported error.
+func (l *Log) takeErr() error {
 	l.errMu.Lock()
 	defer l.errMu.Unlock()
 	err := l.asyncErr
@@ -107,11 +115,7 @@ func (l *Log) Close() error {
 		close(l.stop)
 	})
 	<-l.done
-	l.errMu.Lock()
-	defer l.errMu.Unlock()
-	err := l.asyncErr
-	l.asyncErr = nil
-	return err
+	return l.takeErr()
 }
 
 // run is the background writer.

@@ -125,9 +125,11 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return dbx.Tx(ctx, l.db, func(tx *gorm.DB) error {
-		return l.recordTx(ctx, tx, e)
-	})
+	r, err := l.prepare(ctx, e)
+	if err != nil {
+		return err
+	}
+	return dbx.Tx(ctx, l.db, func(tx *gorm.DB) error { return appendOne(tx, r) })
 }
 
 // RecordTx appends e inside the caller's transaction tx, so the event
@@ -145,10 +147,16 @@ func (l *Log) RecordTx(ctx context.Context, tx *gorm.DB, e Event) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if committer, ok := tx.Statement.ConnPool.(gorm.TxCommitter); !ok || committer == nil {
-		return dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return l.recordTx(ctx, tx, e) })
+	r, err := l.prepare(ctx, e)
+	if err != nil {
+		return err
 	}
-	return l.recordTx(ctx, tx, e)
+	// A statement already built on tx must not leak into the append.
+	tx = tx.Session(&gorm.Session{NewDB: true, Context: ctx})
+	if committer, ok := tx.Statement.ConnPool.(gorm.TxCommitter); !ok || committer == nil {
+		return dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return appendOne(tx, r) })
+	}
+	return appendOne(tx, r)
 }
 
 func (l *Log) usable() error {
@@ -164,12 +172,14 @@ func (l *Log) usable() error {
 	return nil
 }
 
-func (l *Log) recordTx(ctx context.Context, tx *gorm.DB, e Event) error {
+// prepare fills e's defaults from ctx and the clock, validates it and
+// returns its row, not yet chained.
+func (l *Log) prepare(ctx context.Context, e Event) (*record, error) {
 	a, hasActor := actor.From(ctx)
 	if e.ActorID == "" {
-		e.ActorID = actor.OrSystem(ctx).UserID
-		if e.ActorID == "" {
-			e.ActorID = actor.SystemID
+		e.ActorID = actor.SystemID
+		if hasActor && a.UserID != "" {
+			e.ActorID = a.UserID
 		}
 	}
 	if e.ImpersonatorID == "" && hasActor && e.ActorID == a.UserID {
@@ -180,14 +190,17 @@ func (l *Log) recordTx(ctx context.Context, tx *gorm.DB, e Event) error {
 	}
 	e.At = canonicalTime(e.At)
 	if err := validate(&e); err != nil {
-		return err
+		return nil, err
 	}
 	details, err := encodeDetails(e.Details)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tx = tx.Session(&gorm.Session{NewDB: true, Context: ctx})
-	if err := appendRecords(tx, []*record{toRecord(&e, details)}); err != nil {
+	return toRecord(&e, details), nil
+}
+
+func appendOne(tx *gorm.DB, r *record) error {
+	if err := appendRecords(tx, []*record{r}); err != nil {
 		return fmt.Errorf("audit: record: %w", err)
 	}
 	return nil
