@@ -97,4 +97,3 @@ func (a *Admin) orgChange(ctx context.Context, actor Subject, ch change, orgID s
 	}
 	return a.c.RefreshAffiliations(ctx)
 }
-
