@@ -12,6 +12,7 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/notify"
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
@@ -46,6 +47,8 @@ type config struct {
 
 	auditAllowed     bool
 	maxImpersonation time.Duration
+	syncInterval     time.Duration
+	polling          bool
 }
 
 // WithRegistry sets the modules, actions and roles (default
@@ -78,6 +81,17 @@ func WithAuditAllowed() Option { return func(c *config) { c.auditAllowed = true 
 func WithMaxImpersonationTTL(d time.Duration) Option {
 	return func(c *config) { c.maxImpersonation = d }
 }
+
+// WithSyncInterval sets how often the platform polls the database for
+// changes made by other processes (default 250 ms). On PostgreSQL,
+// LISTEN/NOTIFY wakes it at once and polling is the safety net. A negative
+// interval turns the background loop off: call Checker.Sync yourself.
+func WithSyncInterval(d time.Duration) Option { return func(c *config) { c.syncInterval = d } }
+
+// WithPolling turns PostgreSQL LISTEN/NOTIFY off, leaving polling only.
+// Use it behind a transaction-mode connection pooler (PgBouncer in
+// transaction mode), which cannot carry LISTEN.
+func WithPolling() Option { return func(c *config) { c.polling = true } }
 
 // OpenSQLite opens (creating if needed) the SQLite file at path configured
 // for safe concurrent use: a busy timeout, immediate transactions and WAL.
@@ -146,6 +160,14 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	}
 
 	auditOpts := []audit.Option{audit.WithClock(cfg.now)}
+	var channel string
+	if dbx.DialectOf(db) == dbx.Postgres && !cfg.polling && cfg.syncInterval >= 0 {
+		var err error
+		if channel, err = notify.Channel(ctx, db); err != nil {
+			return nil, fmt.Errorf("townhall: %w", err)
+		}
+		auditOpts = append(auditOpts, audit.WithAppendHook(notify.Hook(channel)))
+	}
 	if cfg.auditBuf > 0 {
 		auditOpts = append(auditOpts, audit.WithBuffer(cfg.auditBuf))
 	}
@@ -155,6 +177,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	var err error
 	if p.Checker, err = access.NewChecker(ctx, db, access.CheckerConfig{
 		Registry: cfg.registry, Audit: p.Audit, Clock: cfg.now, AuditAllowed: cfg.auditAllowed,
+		SyncInterval: cfg.syncInterval, NotifyChannel: channel,
 	}); err != nil {
 		return nil, fmt.Errorf("townhall: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/notify"
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
@@ -31,6 +32,9 @@ type Checker struct {
 	snap snapshot
 
 	refreshMu sync.Mutex // serialises refreshes so the last one reads the latest commit
+
+	rep      syncState        // catching up with other processes (sync.go)
+	listener *notify.Listener // PostgreSQL LISTEN, when enabled
 }
 
 // CheckerConfig configures NewChecker.
@@ -41,6 +45,14 @@ type CheckerConfig struct {
 	// AuditAllowed also records allowed decisions (off by default: they are
 	// the bulk of traffic).
 	AuditAllowed bool
+	// SyncInterval is how often the checker polls the database revision for
+	// changes made by other processes (default DefaultSyncInterval; negative
+	// disables the background loop: call Sync yourself).
+	SyncInterval time.Duration
+	// NotifyChannel, on PostgreSQL, is the LISTEN channel that wakes the
+	// checker as soon as another process commits a change (see
+	// internal/notify; townhall.Open sets it unless polling is chosen).
+	NotifyChannel string
 }
 
 // NewChecker compiles the registry, writes its policy rows when they differ
@@ -64,16 +76,42 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err := syncPolicy(ctx, db, cfg.Audit, reg); err != nil {
 		return nil, err
 	}
+	// The revision is read before the rows: changes committed in between
+	// are applied again by the first sync, which is harmless.
+	rev, err := cfg.Audit.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
 	snap, err := loadSnapshot(ctx, db, reg)
 	if err != nil {
 		return nil, err
 	}
 	c.snap = *snap
+	c.rep.rev.Store(rev)
+	if cfg.SyncInterval >= 0 {
+		if cfg.SyncInterval == 0 {
+			cfg.SyncInterval = DefaultSyncInterval
+		}
+		c.startSync(cfg.SyncInterval)
+	}
+	if cfg.NotifyChannel != "" {
+		if c.listener, err = notify.Listen(db, cfg.NotifyChannel, c.Wake); err != nil {
+			c.stopSync()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
-// Close releases the checker's background work. It is idempotent.
-func (c *Checker) Close() error { return nil }
+// Close stops the checker's background work (polling, listening). It is
+// idempotent.
+func (c *Checker) Close() error {
+	if c.listener != nil {
+		c.listener.Close()
+	}
+	c.stopSync()
+	return nil
+}
 
 // loadSnapshot reads every row a decision needs with plain SQL scans.
 func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, error) {

@@ -30,8 +30,9 @@ const maxBatch = 512
 const insertBatch = 32
 
 type options struct {
-	now    func() time.Time
-	buffer int
+	now      func() time.Time
+	buffer   int
+	onAppend func(tx *gorm.DB, seq int64) error
 }
 
 // Option configures a Log.
@@ -57,11 +58,22 @@ func WithBuffer(n int) Option {
 	}
 }
 
+// WithAppendHook registers fn to run inside the transaction of every
+// synchronous append (Record, RecordTx), after the event is chained, with
+// its Seq. Decision events written by the asynchronous writer do not call
+// it. townhall uses it to notify other processes (PostgreSQL NOTIFY) in the
+// same transaction as the change the event records; an error from fn rolls
+// the transaction back.
+func WithAppendHook(fn func(tx *gorm.DB, seq int64) error) Option {
+	return func(o *options) { o.onAppend = fn }
+}
+
 // Log is the hash-chained audit log. Create it with New and stop it with
 // Close; it is safe for concurrent use.
 type Log struct {
-	db  *gorm.DB
-	now func() time.Time
+	db       *gorm.DB
+	now      func() time.Time
+	onAppend func(tx *gorm.DB, seq int64) error
 
 	// mu guards closed against RecordAsync: senders hold it shared, Close
 	// exclusively, so nothing is enqueued after the final drain.
@@ -102,12 +114,13 @@ func newLog(db *gorm.DB, opts ...Option) *Log {
 		}
 	}
 	l := &Log{
-		db:      db,
-		now:     o.now,
-		pending: make(chan pending, o.buffer),
-		flushes: make(chan chan error),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		db:       db,
+		now:      o.now,
+		onAppend: o.onAppend,
+		pending:  make(chan pending, o.buffer),
+		flushes:  make(chan chan error),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	return l
 }
@@ -129,7 +142,7 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	return dbx.Tx(ctx, l.db, func(tx *gorm.DB) error { return appendOne(tx, r) })
+	return dbx.Tx(ctx, l.db, func(tx *gorm.DB) error { return l.appendOne(tx, r) })
 }
 
 // RecordTx appends e inside the caller's transaction tx, so the event
@@ -154,9 +167,9 @@ func (l *Log) RecordTx(ctx context.Context, tx *gorm.DB, e Event) error {
 	// A statement already built on tx must not leak into the append.
 	tx = tx.Session(&gorm.Session{NewDB: true, Context: ctx})
 	if committer, ok := tx.Statement.ConnPool.(gorm.TxCommitter); !ok || committer == nil {
-		return dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return appendOne(tx, r) })
+		return dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return l.appendOne(tx, r) })
 	}
-	return appendOne(tx, r)
+	return l.appendOne(tx, r)
 }
 
 func (l *Log) usable() error {
@@ -199,9 +212,14 @@ func (l *Log) prepare(ctx context.Context, e Event) (*record, error) {
 	return toRecord(&e, details), nil
 }
 
-func appendOne(tx *gorm.DB, r *record) error {
+func (l *Log) appendOne(tx *gorm.DB, r *record) error {
 	if err := appendRecords(tx, []*record{r}); err != nil {
 		return fmt.Errorf("audit: record: %w", err)
+	}
+	if l.onAppend != nil {
+		if err := l.onAppend(tx, r.Seq); err != nil {
+			return fmt.Errorf("audit: append hook: %w", err)
+		}
 	}
 	return nil
 }

@@ -70,3 +70,34 @@ func Member(t testing.TB, p *townhall.Platform, id, role, loc string) {
 	require.NoError(t, err, "add member %s", id)
 	require.NoError(t, p.Admin.Approve(ctx, access.System(), id, loc))
 }
+
+// SameDecisions asserts that two platforms on the same database decide
+// alike: every subject × every action of reg × every municipality (gate)
+// and every location (as a resource, with and without category "c1").
+func SameDecisions(t testing.TB, a, b *townhall.Platform, reg *access.Registry, subjects, municipalities, locations []string) {
+	t.Helper()
+	ctx := context.Background()
+	var reqs []access.Request
+	for _, m := range reg.Modules() {
+		for _, act := range reg.Actions(m) {
+			for _, muni := range municipalities {
+				reqs = append(reqs, access.Request{Municipality: muni, Module: m, Action: act})
+			}
+			for _, loc := range locations {
+				for _, cat := range []string{"", "c1"} {
+					reqs = append(reqs, access.Request{Module: m, Action: act, Resource: &access.Resource{LocationID: loc, Category: cat}})
+				}
+			}
+		}
+	}
+	for _, s := range subjects {
+		subj := access.Subject{UserID: s}
+		for _, r := range reqs {
+			da, errA := a.Checker.Check(ctx, subj, r)
+			db, errB := b.Checker.Check(ctx, subj, r)
+			if da != db || (errA == nil) != (errB == nil) {
+				t.Fatalf("%q %+v: %+v (%v) vs %+v (%v)", s, r, da, errA, db, errB)
+			}
+		}
+	}
+}

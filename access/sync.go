@@ -1,0 +1,275 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/location"
+)
+
+// Every write townhall makes commits audit events in the same transaction,
+// numbered in commit order under the chain's head lock. The audit log is
+// therefore the change log: the revision of the database is the Seq of its
+// last event, and a checker in another process catches up by applying the
+// change events after its own revision, entity by entity.
+
+// changePage is how many change events Sync reads at a time; reloadAfter
+// is how many it applies one by one before it gives up and reloads the
+// whole snapshot once (a replica that fell far behind).
+const (
+	changePage  = 1000
+	reloadAfter = 20000
+)
+
+// DefaultSyncInterval is how often a checker polls the revision when
+// nothing wakes it earlier.
+const DefaultSyncInterval = 250 * time.Millisecond
+
+// syncState is the Checker's catch-up machinery.
+type syncState struct {
+	rev  atomic.Int64 // every change event with Seq <= rev is applied
+	mu   sync.Mutex   // one Sync at a time
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Revision returns the database revision the snapshot reflects: every
+// change committed up to it (by any process) is applied. Writes made
+// through this process are applied as soon as they return, possibly before
+// Revision moves past them.
+func (c *Checker) Revision() int64 { return c.rep.rev.Load() }
+
+// Sync brings the snapshot up to the database's latest revision, applying
+// what other processes committed since the last sync (read-your-writes
+// across replicas on demand). It returns when the snapshot reflects every
+// change committed before the call.
+func (c *Checker) Sync(ctx context.Context) error {
+	c.rep.mu.Lock()
+	defer c.rep.mu.Unlock()
+	head, err := c.audit.Head(ctx)
+	if err != nil {
+		return err
+	}
+	from := c.rep.rev.Load()
+	applied := 0
+	for from < head {
+		events, err := c.audit.Changes(ctx, from, head, changePage)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			break
+		}
+		if applied += len(events); applied > reloadAfter {
+			if err := c.reload(ctx); err != nil {
+				return err
+			}
+			break
+		}
+		for _, ev := range events {
+			if err := c.applyEvent(ctx, ev); err != nil {
+				return fmt.Errorf("sync event %d (%s): %w", ev.Seq, ev.Type, err)
+			}
+		}
+		from = events[len(events)-1].Seq
+	}
+	c.rep.rev.Store(head)
+	return nil
+}
+
+// reload replaces the whole snapshot with a fresh load.
+func (c *Checker) reload(ctx context.Context) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	c.mu.RLock()
+	reg := c.snap.reg
+	c.mu.RUnlock()
+	snap, err := loadSnapshot(ctx, c.db, reg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.snap = *snap
+	c.mu.Unlock()
+	return nil
+}
+
+// applyEvent brings the entities a change event names in step with the
+// database. Refreshes read the current rows, so applying an event twice, or
+// one this process already applied, changes nothing.
+func (c *Checker) applyEvent(ctx context.Context, ev audit.Event) error {
+	switch ev.Type {
+	case audit.TypeLogin, audit.TypeLoginFailed, audit.TypeLogout, audit.TypePasswordChanged,
+		audit.TypeAPIKeyCreated, audit.TypeAPIKeyRevoked, audit.TypeRegistryChanged:
+		return nil // nothing a decision reads (the registry is each process's configuration)
+	case audit.TypeDepartmentCreated:
+		if id, ok := ev.Details["department_id"].(string); ok {
+			return c.RefreshDepartment(ctx, id)
+		}
+		return c.reload(ctx)
+	case audit.TypeLocationCreated, audit.TypeLocationMoved, audit.TypeLocationDeleted:
+		return c.syncLocation(ctx, ev.LocationID)
+	case audit.TypeModuleEnabled, audit.TypeApprovalRequired:
+		return c.syncMunicipality(ctx, ev.LocationID)
+	case audit.TypeImpersonationStart, audit.TypeImpersonationStop:
+		if err := c.refreshSessions(ctx); err != nil {
+			return err
+		}
+	case audit.TypeLink, audit.TypeUnlink, audit.TypeOrganisationCreated, audit.TypeOrganisationDeleted,
+		"organisation_updated":
+		if err := c.RefreshAffiliations(ctx); err != nil {
+			return err
+		}
+	case audit.TypeUserDeleted:
+		if err := c.refreshSessions(ctx); err != nil {
+			return err
+		}
+		if err := c.RefreshAffiliations(ctx); err != nil {
+			return err
+		}
+	}
+	if ev.UserID != "" {
+		return c.RefreshUser(ctx, ev.UserID)
+	}
+	return nil
+}
+
+// syncLocation applies the current state of location id (and its subtree)
+// to the tree, and refreshes whoever held something in a deleted subtree.
+func (c *Checker) syncLocation(ctx context.Context, id string) error {
+	var (
+		loc      location.Location
+		parent   sql.NullString
+		deleted  int
+		notFound bool
+	)
+	err := c.db.WithContext(ctx).Raw(`SELECT id, name, level, parent_id, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM `+
+		location.LocationsTable+` WHERE id = ?`, id).Row().Scan(&loc.ID, &loc.Name, &loc.Level, &parent, &deleted)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		notFound = true
+	case err != nil:
+		return fmt.Errorf("read location: %w", err)
+	}
+	loc.ParentID = parent.String
+	c.mu.RLock()
+	current, known := c.snap.tree.Get(id)
+	var affected []string
+	if notFound || deleted != 0 {
+		for uid, u := range c.snap.users {
+			if u.holdsWithin(&c.snap, id) {
+				affected = append(affected, uid)
+			}
+		}
+	}
+	c.mu.RUnlock()
+	switch {
+	case notFound || deleted != 0:
+		if known {
+			c.mu.Lock()
+			c.snap.tree.Remove(id)
+			c.mu.Unlock()
+		}
+		for _, uid := range affected {
+			if err := c.RefreshUser(ctx, uid); err != nil {
+				return err
+			}
+		}
+		return c.RefreshAffiliations(ctx)
+	case !known:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.snap.tree.Add(loc)
+	case current.ParentID != loc.ParentID:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.snap.tree.Move(id, loc.ParentID)
+	}
+	return nil
+}
+
+// syncMunicipality re-reads the module and approval settings of a
+// municipality.
+func (c *Checker) syncMunicipality(ctx context.Context, id string) error {
+	var modules []moduleSettingRow
+	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&modules).Error; err != nil {
+		return fmt.Errorf("read module settings: %w", err)
+	}
+	var approval []municipalitySettingRow
+	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&approval).Error; err != nil {
+		return fmt.Errorf("read municipality settings: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for module := range c.snap.disabled {
+		c.snap.setModuleEnabled(id, module, true)
+	}
+	for _, r := range modules {
+		c.snap.setModuleEnabled(id, r.Module, r.Enabled)
+	}
+	delete(c.snap.approvalOff, id)
+	for _, r := range approval {
+		if !r.ApprovalRequired {
+			c.snap.approvalOff[id] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// startSync runs the polling loop: every interval, and whenever Wake is
+// called, it syncs.
+func (c *Checker) startSync(interval time.Duration) {
+	s := &c.rep
+	s.wake = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			case <-s.wake:
+			}
+			// A failed sync (database briefly unreachable) is retried on
+			// the next tick: the revision only advances on success.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = c.Sync(ctx)
+			cancel()
+		}
+	}()
+}
+
+// Wake asks the background loop to sync now (without waiting for it). The
+// PostgreSQL listener calls it on every notification.
+func (c *Checker) Wake() {
+	if c.rep.wake == nil {
+		return
+	}
+	select {
+	case c.rep.wake <- struct{}{}:
+	default: // a sync is already pending
+	}
+}
+
+// stopSync stops the background loop; idempotent.
+func (c *Checker) stopSync() {
+	s := &c.rep
+	s.once.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+		}
+	})
+}
