@@ -32,8 +32,13 @@ type Platform struct {
 	Checker      *access.Checker
 	Admin        *access.Admin
 
+	db      *gorm.DB
 	closers []func() error
 }
+
+// DB returns the database handle the platform works on: the *gorm.DB given
+// to Open or, for a SQLite file, the pool Open configured on it.
+func (p *Platform) DB() *gorm.DB { return p.db }
 
 // Option configures Open.
 type Option func(*config)
@@ -130,6 +135,12 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 			p.Close()
 		}
 	}()
+	// Host models that embed audit.Stamp get CreatedBy/UpdatedBy from the
+	// subject in the statement's context (SPEC §5). The plugin goes on the
+	// host's own handle, the one its models use; it touches no other model.
+	if err := useStampPlugin(db); err != nil {
+		return nil, fmt.Errorf("townhall: %w", err)
+	}
 	if dbx.DialectOf(db) == dbx.SQLite {
 		own, isNew, err := dbx.SafeSQLite(db)
 		if err != nil {
@@ -146,6 +157,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 		}
 		db = own
 	}
+	p.db = db
 	if err := dbx.Migrate(ctx, db, func(tx *gorm.DB) error {
 		for _, m := range []func(*gorm.DB) error{
 			audit.Migrate, location.Migrate, users.Migrate, affiliation.Migrate, policy.Migrate, access.Migrate,
@@ -224,6 +236,18 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	p.closers = append([]func() error{p.Checker.Close}, p.closers...)
 	ok = true
 	return p, nil
+}
+
+// useStampPlugin registers audit.Plugin on db unless it is there already
+// (Open may run more than once on one handle).
+func useStampPlugin(db *gorm.DB) error {
+	if _, ok := db.Config.Plugins[audit.Plugin{}.Name()]; ok {
+		return nil
+	}
+	if err := db.Use(audit.Plugin{}); err != nil && !errors.Is(err, gorm.ErrRegistered) {
+		return err
+	}
+	return nil
 }
 
 // Close stops the platform's background work, flushes pending audit events

@@ -56,16 +56,21 @@
 // audit event (location_created, location_moved, location_deleted), so a
 // refused or failed write leaves nothing behind. Every tree write first
 // locks one row (townhall_location_tree), which serialises tree writes
-// across connections and processes: two concurrent moves cannot build a
-// cycle, and a create cannot land under a concurrently deleted parent. The
-// CreateTx, MoveTx and DeleteTx variants run inside the caller's
-// transaction (with default isolation) and leave auditing to the caller.
+// across connections and processes: two concurrent moves cannot corrupt
+// the closure table, and a create cannot land under a concurrently deleted
+// parent. The same row counts the writes (TreeVersion). The CreateTx,
+// MoveTx and DeleteTx variants run inside the caller's transaction (with
+// default isolation) and leave auditing to the caller; call them before
+// audit.Log.RecordTx, so that every transaction takes the tree lock before
+// the audit chain's.
 //
 // # In-memory tree
 //
 // Tree is the checker's copy of the live tree. It interns locations as
 // int32 indexes and keeps each location's ancestors by depth, so IsWithin
 // is constant time (two map lookups and a comparison), and it is updated
-// incrementally by Add, Move and Remove (or Apply, fed by WithOnChange)
-// instead of being reloaded.
+// incrementally by Add, Move and Remove, or by Apply, instead of being
+// reloaded. WithOnChange delivers each committed Change in commit order,
+// stamped with the tree version it produced (TreeVersion), so a consumer
+// can tell whether changes from elsewhere are missing.
 package location

@@ -25,9 +25,7 @@ func newEnv(t testing.TB) env {
 	t.Helper()
 	db := dbtest.New(t)
 	require.NoError(t, dbx.Migrate(context.Background(), db, func(tx *gorm.DB) error {
-		// dbx.Migrate hands MySQL migrations a handle whose statement
-		// carries the lock queries' state; start from a fresh one.
-		if err := audit.Migrate(tx.Session(&gorm.Session{NewDB: true})); err != nil {
+		if err := audit.Migrate(tx); err != nil {
 			return err
 		}
 		return location.Migrate(tx)

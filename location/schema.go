@@ -82,8 +82,7 @@ func Migrate(tx *gorm.DB) error {
 		return fmt.Errorf("location: migrate: nil database: %w", ErrInvalidInput)
 	}
 	// A fresh statement on the same connection or transaction: a handle
-	// that was used for other statements before (such as the connection
-	// dbx.Migrate holds on MySQL) may carry their model and clauses.
+	// that was used for other statements may carry their model and clauses.
 	tx = tx.Session(&gorm.Session{NewDB: true})
 	if err := dbx.TableOptions(tx).AutoMigrate(&locationRow{}, &pathRow{}, &treeRow{}); err != nil {
 		return fmt.Errorf("location: migrate: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -16,6 +17,7 @@ import (
 // transaction together with its audit event; reads never see a deleted
 // location. A Store is safe for concurrent use.
 type Store struct {
+	mu       sync.Mutex // held across a write and its WithOnChange callback
 	db       *gorm.DB
 	log      *audit.Log
 	levels   []string
@@ -54,10 +56,11 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithOnChange registers fn to be called after each write made through
-// Create, Move or Delete has committed, in the calling goroutine, so that
-// an in-memory Tree (Tree.Apply) or another cache sees the change before
-// the call returns. The Tx variants do not call it: their caller applies
-// the change after its own commit.
+// Create, Move or Delete has committed, in the calling goroutine and in
+// commit order, so that an in-memory Tree (Tree.Apply) or another cache
+// sees the change before the call returns. fn must not write through the
+// Store. The Tx variants do not call it: their caller applies the change
+// after its own commit, stamped with TreeVersion.
 func WithOnChange(fn func(Change)) Option {
 	return func(o *options) { o.onChange = fn }
 }
@@ -164,17 +167,24 @@ func (s *Store) Descendants(ctx context.Context, id string, levels ...string) ([
 			return nil, fmt.Errorf("descendants of %q: %w: unknown level %q", id, ErrInvalidLevel, l)
 		}
 	}
+	db := s.db.WithContext(ctx)
 	q := "SELECT l.id, l.name, l.level, l.parent_id FROM " + PathsTable + " p JOIN " + LocationsTable +
 		" l ON l.id = p.descendant_id WHERE p.ancestor_id = ? AND l.deleted_at IS NULL"
-	args := []any{id}
 	if len(levels) > 0 {
-		// The self row is always selected: it tells a live id from an
-		// unknown one in the same query.
-		q += " AND (p.depth = 0 OR l.level IN ?)"
-		args = append(args, levels)
+		// The level condition stays a plain conjunct, so the database can
+		// apply it while reading the locations.
+		if _, err := getLive(db, id, ""); err != nil {
+			return nil, fmt.Errorf("descendants of %q: %w", id, err)
+		}
+		out, err := queryLocations(db, q+" AND p.depth > 0 AND l.level IN ? ORDER BY p.depth, l.id", id, levels)
+		if err != nil {
+			return nil, fmt.Errorf("location: descendants of %q: %w", id, err)
+		}
+		return out, nil
 	}
-	q += " ORDER BY p.depth, l.id"
-	rows, err := queryLocations(s.db.WithContext(ctx), q, args...)
+	// The self row (depth 0) comes first and tells a live id from an
+	// unknown one in the same query.
+	rows, err := queryLocations(db, q+" ORDER BY p.depth, l.id", id)
 	if err != nil {
 		return nil, fmt.Errorf("location: descendants of %q: %w", id, err)
 	}

@@ -26,9 +26,10 @@ import (
 // writer holds only for the duration of one update. For lock-free readers,
 // publish immutable versions: Clone, update the clone, swap a pointer.
 type Tree struct {
-	mu    sync.RWMutex
-	index map[string]int32
-	nodes []treeNode
+	mu      sync.RWMutex
+	version int64
+	index   map[string]int32
+	nodes   []treeNode
 	// levels interns level names so that a large tree holds one copy each.
 	levels map[string]string
 }
@@ -48,33 +49,56 @@ func NewTree() *Tree {
 }
 
 // LoadTree reads every live location of db (prepared by Migrate) into a new
-// Tree.
+// Tree, together with the tree version the rows reflect.
 func LoadTree(ctx context.Context, db *gorm.DB) (*Tree, error) {
 	if ctx == nil || db == nil {
 		return nil, fmt.Errorf("location: load tree: %w: nil context or database", ErrInvalidInput)
 	}
+	// Optimistic read: the rows reflect version v when no tree write
+	// committed between the two readings of the version.
+	for attempt := 0; attempt < loadAttempts; attempt++ {
+		before, err := TreeVersion(ctx, db)
+		if err != nil {
+			return nil, fmt.Errorf("location: load tree: %w", err)
+		}
+		t, err := loadRows(ctx, db)
+		if err != nil {
+			return nil, fmt.Errorf("location: load tree: %w", err)
+		}
+		after, err := TreeVersion(ctx, db)
+		if err != nil {
+			return nil, fmt.Errorf("location: load tree: %w", err)
+		}
+		if before == after {
+			t.version = after
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("location: load tree: the tree kept changing during %d attempts", loadAttempts)
+}
+
+const loadAttempts = 5
+
+func loadRows(ctx context.Context, db *gorm.DB) (*Tree, error) {
 	// Parents sort before their children by depth, so one pass attaches
 	// every row.
 	rows, err := db.WithContext(ctx).Raw("SELECT id, name, level, parent_id FROM " + LocationsTable +
 		" WHERE deleted_at IS NULL ORDER BY depth, id").Rows()
 	if err != nil {
-		return nil, fmt.Errorf("location: load tree: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	t := NewTree()
 	for rows.Next() {
 		l, err := scanLocation(rows)
 		if err != nil {
-			return nil, fmt.Errorf("location: load tree: %w", err)
+			return nil, err
 		}
 		if err := t.add(l); err != nil {
-			return nil, fmt.Errorf("location: load tree: %w", err)
+			return nil, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("location: load tree: %w", err)
-	}
-	return t, nil
+	return t, rows.Err()
 }
 
 // Add inserts l under its parent. The error wraps ErrInvalidInput for a
@@ -141,6 +165,10 @@ func (t *Tree) relink(i int32) {
 func (t *Tree) Move(id, newParentID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.move(id, newParentID)
+}
+
+func (t *Tree) move(id, newParentID string) error {
 	i, ok := t.index[id]
 	if !ok {
 		return fmt.Errorf("tree move %q: %w", id, ErrNotFound)
@@ -191,6 +219,10 @@ func (t *Tree) detach(parent, child int32) {
 func (t *Tree) Remove(ids ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.remove(ids...)
+}
+
+func (t *Tree) remove(ids ...string) {
 	for _, id := range ids {
 		i, ok := t.index[id]
 		if !ok {
@@ -213,23 +245,42 @@ func (t *Tree) Remove(ids ...string) {
 	}
 }
 
-// Apply applies a committed change, as passed to WithOnChange.
+// Apply applies a committed change, as passed to WithOnChange. A change
+// stamped with a version moves Version forward to it; Apply itself does not
+// reorder or drop changes, so a caller that feeds a Tree from several
+// sources compares Change.Version with Version to detect a gap.
 func (t *Tree) Apply(c Change) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var err error
 	switch c.Kind {
 	case ChangeCreated:
-		return t.Add(c.Location)
+		err = t.add(c.Location)
 	case ChangeMoved:
-		return t.Move(c.Location.ID, c.Location.ParentID)
+		err = t.move(c.Location.ID, c.Location.ParentID)
 	case ChangeDeleted:
 		if len(c.Deleted) == 0 {
-			t.Remove(c.Location.ID)
+			t.remove(c.Location.ID)
 		} else {
-			t.Remove(c.Deleted...)
+			t.remove(c.Deleted...)
 		}
-		return nil
 	default:
-		return fmt.Errorf("tree apply: %w: change kind %q", ErrInvalidInput, c.Kind)
+		err = fmt.Errorf("tree apply: %w: change kind %q", ErrInvalidInput, c.Kind)
 	}
+	if err == nil && c.Version > t.version {
+		t.version = c.Version
+	}
+	return err
+}
+
+// Version returns the highest tree version this Tree is known to reflect:
+// the one LoadTree read, or that of the last versioned Change applied, if
+// higher. Changes applied through Add, Move, Remove or unversioned Changes
+// do not move it.
+func (t *Tree) Version() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.version
 }
 
 // IsWithin reports whether x lies in the subtree of y, x == y included.
@@ -408,9 +459,10 @@ func (t *Tree) Clone() *Tree {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	c := &Tree{
-		index:  make(map[string]int32, len(t.index)),
-		nodes:  make([]treeNode, len(t.nodes)),
-		levels: make(map[string]string, len(t.levels)),
+		version: t.version,
+		index:   make(map[string]int32, len(t.index)),
+		nodes:   make([]treeNode, len(t.nodes)),
+		levels:  make(map[string]string, len(t.levels)),
 	}
 	for k, v := range t.index {
 		c.index[k] = v
@@ -445,4 +497,7 @@ type Change struct {
 	Location Location
 	// Deleted lists every deleted ID, root first (ChangeDeleted only).
 	Deleted []string
+	// Version is the tree version the change produced (see TreeVersion);
+	// 0 for an unversioned change.
+	Version int64
 }

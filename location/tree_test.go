@@ -185,6 +185,26 @@ func TestTree_ApplyAndClone(t *testing.T) {
 	assert.True(t, clone.IsWithin("V1", "R1"))
 }
 
+func TestTree_ApplyRecordsTheHighestVersion(t *testing.T) {
+	tr := memTree(t, sampleLocations()...)
+	require.Zero(t, tr.Version())
+	require.NoError(t, tr.Apply(location.Change{Kind: location.ChangeCreated, Location: loc("V3", "village", "M3"), Version: 1}))
+	assert.Equal(t, int64(1), tr.Version())
+	require.NoError(t, tr.Apply(location.Change{Kind: location.ChangeMoved, Location: loc("D1", "district", "R2"), Version: 3}))
+	assert.True(t, tr.IsWithin("D1", "R2"))
+	assert.Equal(t, int64(3), tr.Version())
+	require.NoError(t, tr.Apply(location.Change{Kind: location.ChangeDeleted, Location: loc("V3", "", "")}),
+		"unversioned changes apply and leave the version alone")
+	_, ok := tr.Get("V3")
+	assert.False(t, ok)
+	assert.Equal(t, int64(3), tr.Version())
+	assert.Equal(t, int64(3), tr.Clone().Version())
+
+	err := tr.Apply(location.Change{Kind: location.ChangeMoved, Location: loc("R2", "region", "V1"), Version: 4})
+	assert.ErrorIs(t, err, location.ErrCycle)
+	assert.Equal(t, int64(3), tr.Version(), "a refused change does not move the version")
+}
+
 // Readers run while a writer moves subtrees back and forth; under -race this
 // checks the locking, and every answer must be one of the two states.
 func TestTree_ConcurrentReadersAndWriter(t *testing.T) {
@@ -312,6 +332,7 @@ func assertTreeMatches(t *testing.T, e env, tr *location.Tree) {
 	require.NoError(t, err)
 	all := fresh.Locations()
 	require.Equal(t, all, tr.Locations())
+	assert.Equal(t, fresh.Version(), tr.Version())
 	for _, l := range all {
 		wd, _ := fresh.Depth(l.ID)
 		gd, _ := tr.Depth(l.ID)

@@ -22,28 +22,21 @@ func (s *Store) Create(ctx context.Context, l Location) (*Location, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("%w: nil context", ErrInvalidInput)
 	}
-	var out *Location
-	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+	c, err := s.write(ctx, func(tx *gorm.DB) (Change, *audit.Event, error) {
 		created, err := s.CreateTx(ctx, tx, l)
 		if err != nil {
-			return err
+			return Change{}, nil, err
 		}
-		ev := audit.Event{
+		return Change{Kind: ChangeCreated, Location: *created}, &audit.Event{
 			Type:       audit.TypeLocationCreated,
 			LocationID: created.ID,
 			Details:    map[string]any{"level": created.Level, "parent_id": created.ParentID},
-		}
-		if err := s.log.RecordTx(ctx, tx, ev); err != nil {
-			return fmt.Errorf("location: create: audit: %w", err)
-		}
-		out = created
-		return nil
+		}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.notify(Change{Kind: ChangeCreated, Location: *out})
-	return out, nil
+	return &c.Location, nil
 }
 
 // CreateTx is Create inside the caller's transaction tx, without an audit
@@ -126,41 +119,28 @@ func (s *Store) CreateTx(ctx context.Context, tx *gorm.DB, l Location) (*Locatio
 // id's whole subtree along. The new parent must be live (ErrNotFound) and
 // outside id's subtree (ErrCycle), and every location of the moved subtree
 // must keep a level below its parent's (ErrInvalidLevel). Moving to the
-// current parent changes nothing. A refused move changes nothing.
+// current parent changes no location and records no audit event (it still
+// counts as a tree write for TreeVersion). A refused move changes nothing.
 func (s *Store) Move(ctx context.Context, id, newParentID string) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidInput)
 	}
-	var (
-		moved   Location
-		changed bool
-	)
-	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		var (
-			from string
-			err  error
-		)
-		moved, from, changed, err = s.move(ctx, tx, id, newParentID)
-		if err != nil || !changed {
-			return err
+	_, err := s.write(ctx, func(tx *gorm.DB) (Change, *audit.Event, error) {
+		moved, from, changed, err := s.move(ctx, tx, id, newParentID)
+		if err != nil {
+			return Change{}, nil, err
 		}
-		ev := audit.Event{
+		c := Change{Kind: ChangeMoved, Location: moved}
+		if !changed {
+			return c, nil, nil
+		}
+		return c, &audit.Event{
 			Type:       audit.TypeLocationMoved,
 			LocationID: id,
 			Details:    map[string]any{"from": from, "to": newParentID},
-		}
-		if err := s.log.RecordTx(ctx, tx, ev); err != nil {
-			return fmt.Errorf("location: move: audit: %w", err)
-		}
-		return nil
+		}, nil
 	})
-	if err != nil {
-		return err
-	}
-	if changed {
-		s.notify(Change{Kind: ChangeMoved, Location: moved})
-	}
-	return nil
+	return err
 }
 
 // MoveTx is Move inside the caller's transaction tx, without an audit event
@@ -331,27 +311,18 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidInput)
 	}
-	var deleted []string
-	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		var err error
-		if deleted, err = s.DeleteTx(ctx, tx, id); err != nil {
-			return err
+	_, err := s.write(ctx, func(tx *gorm.DB) (Change, *audit.Event, error) {
+		deleted, err := s.DeleteTx(ctx, tx, id)
+		if err != nil {
+			return Change{}, nil, err
 		}
-		ev := audit.Event{
+		return Change{Kind: ChangeDeleted, Location: Location{ID: id}, Deleted: deleted}, &audit.Event{
 			Type:       audit.TypeLocationDeleted,
 			LocationID: id,
 			Details:    map[string]any{"count": len(deleted)},
-		}
-		if err := s.log.RecordTx(ctx, tx, ev); err != nil {
-			return fmt.Errorf("location: delete: audit: %w", err)
-		}
-		return nil
+		}, nil
 	})
-	if err != nil {
-		return err
-	}
-	s.notify(Change{Kind: ChangeDeleted, Location: Location{ID: id}, Deleted: deleted})
-	return nil
+	return err
 }
 
 // DeleteTx is Delete inside the caller's transaction tx, without an audit
@@ -395,10 +366,47 @@ func (s *Store) DeleteTx(ctx context.Context, tx *gorm.DB, id string) (deleted [
 	return deleted, nil
 }
 
+// write runs fn and the audit event it returns in one transaction, stamps
+// the change with the tree version it produced, and after the commit passes
+// it to WithOnChange's callback. Holding mu across both keeps the callbacks
+// in commit order; tree writes are serialised by the tree lock anyway.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) (Change, *audit.Event, error)) (Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c Change
+	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		var (
+			ev  *audit.Event
+			err error
+		)
+		if c, ev, err = fn(tx); err != nil {
+			return err
+		}
+		if c.Version, err = TreeVersion(ctx, tx); err != nil {
+			return err
+		}
+		if ev == nil {
+			return nil
+		}
+		if err := s.log.RecordTx(ctx, tx, *ev); err != nil {
+			return fmt.Errorf("location: %s: audit: %w", c.Kind, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	if s.onChange != nil {
+		s.onChange(c)
+	}
+	return c, nil
+}
+
 // errTreeNotMigrated reports a missing tree lock row.
 var errTreeNotMigrated = errors.New("location: tree row missing (run Migrate)")
 
-// lockTree takes the tree write lock for the rest of tx (see treeRow).
+// lockTree takes the tree write lock for the rest of tx (see treeRow) and
+// moves the tree version forward.
 func lockTree(tx *gorm.DB) error {
 	res := tx.Exec("UPDATE "+treeTable+" SET version = version + 1 WHERE id = ?", treeRowID)
 	if res.Error != nil {
@@ -410,12 +418,26 @@ func lockTree(tx *gorm.DB) error {
 	return nil
 }
 
-func (s *Store) stamp() time.Time {
-	return s.now().UTC().Truncate(time.Microsecond)
+// TreeVersion returns the version of the tree in db: the number of tree
+// writes committed so far (inside a transaction, its own writes included).
+// Every write through Create, Move, Delete or their Tx variants, refused
+// ones excepted, moves it forward by one. A caller of the Tx variants reads
+// it in its transaction to stamp the Change it applies to a Tree.
+func TreeVersion(ctx context.Context, db *gorm.DB) (int64, error) {
+	if ctx == nil || db == nil {
+		return 0, fmt.Errorf("location: tree version: %w: nil context or database", ErrInvalidInput)
+	}
+	var v []int64
+	err := db.WithContext(ctx).Raw("SELECT version FROM "+treeTable+" WHERE id = ?", treeRowID).Scan(&v).Error
+	if err != nil {
+		return 0, fmt.Errorf("location: tree version: %w", err)
+	}
+	if len(v) == 0 {
+		return 0, errTreeNotMigrated
+	}
+	return v[0], nil
 }
 
-func (s *Store) notify(c Change) {
-	if s.onChange != nil {
-		s.onChange(c)
-	}
+func (s *Store) stamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
 }

@@ -3,6 +3,9 @@ package location_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,16 +27,7 @@ import (
 //	└── M3 (municipality)
 func sampleTree(t *testing.T, s *location.Store) {
 	t.Helper()
-	mustCreate(t, s,
-		loc("R1", "region", ""),
-		loc("R2", "region", ""),
-		loc("D1", "district", "R1"),
-		loc("D2", "district", "R2"),
-		loc("M1", "municipality", "D1"),
-		loc("V1", "village", "M1"),
-		loc("V2", "village", "D1"),
-		loc("M3", "municipality", "R1"),
-	)
+	mustCreate(t, s, sampleLocations()...)
 }
 
 func TestMove_MovesTheSubtree(t *testing.T) {
@@ -299,4 +293,104 @@ func assertClosureExact(t *testing.T, e env) {
 		got[p] = true
 	}
 	assert.Equal(t, want, got)
+}
+
+// Writers on several connections move, create and delete in overlapping
+// subtrees at once; the tree lock must keep the closure table exact and
+// never leave a live location under a deleted one.
+func TestWrites_ConcurrentWritersKeepTheTreeExact(t *testing.T) {
+	ctx := context.Background()
+	s, e := newStore(t)
+	mustCreate(t, s, loc("R1", "region", ""), loc("R2", "region", ""), loc("R3", "region", ""))
+	for _, r := range []string{"R1", "R2"} {
+		for d := 0; d < 3; d++ {
+			id := fmt.Sprintf("%sD%d", r, d)
+			mustCreate(t, s, loc(id, "district", r), loc(id+"M", "municipality", id))
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w)))
+			regions := []string{"R1", "R2", "R3"}
+			for i := 0; i < 25; i++ {
+				district := fmt.Sprintf("%sD%d", regions[rng.Intn(2)], rng.Intn(3))
+				var err error
+				switch rng.Intn(4) {
+				case 0, 1:
+					err = s.Move(ctx, district, regions[rng.Intn(3)])
+				case 2:
+					_, err = s.Create(ctx, loc(fmt.Sprintf("w%dv%d", w, i), "village", district+"M"))
+				default:
+					if rng.Intn(4) == 0 {
+						err = s.Delete(ctx, district+"M")
+					} else {
+						err = s.Move(ctx, district+"M", regions[rng.Intn(3)])
+					}
+				}
+				if err != nil && !errors.Is(err, location.ErrNotFound) {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	assertClosureExact(t, e)
+}
+
+// Callbacks come in commit order with consecutive versions, even from
+// concurrent writers; refused writes leave the version alone; the Tx
+// variants move it too, and LoadTree reads it.
+func TestWithOnChange_DeliversChangesInVersionOrder(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	var versions []int64
+	s := e.store(t, location.WithOnChange(func(c location.Change) { versions = append(versions, c.Version) }))
+	sampleTree(t, s)
+	require.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7, 8}, versions)
+
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if _, err := s.Create(ctx, loc(fmt.Sprintf("w%d-%d", w, i), "village", "M3")); err != nil {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	require.Len(t, versions, 38)
+	for i, v := range versions {
+		assert.Equal(t, int64(i+1), v)
+	}
+
+	assert.ErrorIs(t, s.Move(ctx, "R1", "V1"), location.ErrCycle)
+	_, err := s.Create(ctx, loc("R1", "region", ""))
+	assert.ErrorIs(t, err, location.ErrDuplicate)
+	v, err := location.TreeVersion(ctx, e.db)
+	require.NoError(t, err)
+	assert.Equal(t, int64(38), v, "refused writes leave the version alone")
+	assert.Len(t, versions, 38)
+
+	require.NoError(t, s.Move(ctx, "D1", "R1"), "a move to the current parent")
+	assert.Equal(t, []int64{39}, versions[38:], "still a write: the version moves and the change is delivered")
+
+	require.NoError(t, dbx.Tx(ctx, e.db, func(tx *gorm.DB) error {
+		if err := s.MoveTx(ctx, tx, "D1", "R2"); err != nil {
+			return err
+		}
+		v, err := location.TreeVersion(ctx, tx)
+		assert.Equal(t, int64(40), v)
+		return err
+	}))
+	tr, err := s.LoadTree(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(40), tr.Version())
+	assert.Len(t, versions, 39, "the Tx variants leave the callback to their caller")
 }

@@ -1,0 +1,251 @@
+package access_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+
+	"github.com/civicstack/townhall"
+	"github.com/civicstack/townhall/access"
+	"github.com/civicstack/townhall/internal/benchdata"
+	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/testkit"
+)
+
+// The benchmark platform: 100,000 users, 1,000 municipalities under 50
+// districts, the default registry; each user has one profile (every 20th
+// unapproved) and two grants. TOWNHALL_BENCH_USERS overrides the number of
+// users.
+var bench struct {
+	once     sync.Once
+	p        *townhall.Platform
+	spec     benchdata.Spec
+	gate     []benchReq
+	resource []benchReq
+	err      error
+}
+
+type benchReq struct {
+	subject access.Subject
+	req     access.Request
+}
+
+func benchSpec() benchdata.Spec {
+	n := 100000
+	if v, err := strconv.Atoi(os.Getenv("TOWNHALL_BENCH_USERS")); err == nil && v > 0 {
+		n = v
+	}
+	return benchdata.Spec{Districts: 50, MunicipalitiesPerDistrict: 20, Users: n, ProfilesPerUser: 1, GrantsPerUser: 2}
+}
+
+func benchPlatform(b *testing.B) {
+	bench.once.Do(func() {
+		ctx := context.Background()
+		dir, err := os.MkdirTemp("", "townhall-bench-")
+		if err != nil {
+			bench.err = err
+			return
+		}
+		path := filepath.Join(dir, "bench.db")
+		db, err := dbx.OpenSQLite(path)
+		if err != nil {
+			bench.err = err
+			return
+		}
+		p, err := townhall.Open(ctx, db, townhall.WithKDF(testkit.FastKDF), townhall.WithSyncInterval(-1))
+		if err != nil {
+			bench.err = err
+			return
+		}
+		p.Close()
+		bench.spec = benchSpec()
+		if bench.err = benchdata.Populate(ctx, db, bench.spec); bench.err != nil {
+			return
+		}
+		bench.p, bench.err = townhall.Open(ctx, db, townhall.WithKDF(testkit.FastKDF), townhall.WithSyncInterval(-1))
+		if bench.err != nil {
+			return
+		}
+		bench.gate, bench.resource = benchRequests(bench.spec)
+	})
+	if bench.err != nil {
+		b.Fatal(bench.err)
+	}
+}
+
+// benchRequests is a realistic mix: users asking in their own municipality
+// (mostly allowed) and in others (denied), over every non-platform action.
+func benchRequests(s benchdata.Spec) (gate, resource []benchReq) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	reg := access.DefaultRegistry()
+	type ma struct{ m, a string }
+	var actions []ma
+	for _, m := range []string{"occurrences", "equipment", "occupancy"} {
+		for _, a := range reg.Actions(m) {
+			actions = append(actions, ma{m, a})
+		}
+	}
+	for range 4096 {
+		i := rng.IntN(s.Users)
+		muni := s.UserMunicipality(i, 0)
+		if rng.IntN(4) == 0 {
+			muni = rng.IntN(s.Municipalities())
+		}
+		act := actions[rng.IntN(len(actions))]
+		subject := access.Subject{UserID: benchdata.User(i)}
+		gate = append(gate, benchReq{subject, access.Request{Municipality: benchdata.Municipality(muni), Module: act.m, Action: act.a}})
+		resource = append(resource, benchReq{subject, access.Request{Module: act.m, Action: act.a,
+			Resource: &access.Resource{LocationID: benchdata.Municipality(muni)}}})
+	}
+	return gate, resource
+}
+
+func benchmarkChecks(b *testing.B, reqs []benchReq) {
+	benchPlatform(b)
+	ctx := context.Background()
+	c := bench.p.Checker
+	allowed := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := &reqs[i%len(reqs)]
+		d, err := c.Check(ctx, r.subject, r.req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
+}
+
+func BenchmarkCheck(b *testing.B) {
+	benchPlatform(b)
+	benchmarkChecks(b, bench.gate)
+}
+
+func BenchmarkCheckResource(b *testing.B) {
+	benchPlatform(b)
+	benchmarkChecks(b, bench.resource)
+}
+
+func BenchmarkUserCanAccessModule(b *testing.B) {
+	benchPlatform(b)
+	ctx := context.Background()
+	reqs := bench.gate
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := &reqs[i%len(reqs)]
+		if _, err := bench.p.Checker.UserCanAccessModule(ctx, r.subject, r.req.Module, r.req.Action); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckParallel runs checks on every core while another goroutine
+// grants and revokes.
+func BenchmarkCheckParallel(b *testing.B) {
+	benchPlatform(b)
+	ctx := context.Background()
+	reqs := bench.gate
+	stop := make(chan struct{})
+	var writes int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sys := access.System()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			user := benchdata.User(i % bench.spec.Users)
+			muni := benchdata.Municipality(bench.spec.UserMunicipality(i%bench.spec.Users, 0))
+			var err error
+			if i%2 == 0 {
+				err = bench.p.Admin.Grant(ctx, sys, user, "manager", muni)
+			} else {
+				err = bench.p.Admin.Revoke(ctx, sys, user, "manager", muni)
+			}
+			if err != nil {
+				panic(err)
+			}
+			writes++
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(reqs))
+		for pb.Next() {
+			r := &reqs[i%len(reqs)]
+			if _, err := bench.p.Checker.Check(ctx, r.subject, r.req); err != nil {
+				panic(err)
+			}
+			i++
+		}
+	})
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(writes), "writes")
+}
+
+// casbinFastestModel is Casbin RBAC with domains in its fastest layout for
+// this data: role permissions written once at domain "*" and matched with
+// keyMatch, grants at the municipality.
+const casbinFastestModel = `
+[request_definition]
+r = sub, dom, obj, act
+[policy_definition]
+p = sub, dom, obj, act
+[role_definition]
+g = _, _, _
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub, r.dom) && keyMatch(r.dom, p.dom) && r.obj == p.obj && r.act == p.act
+`
+
+// BenchmarkCasbinSyncedEnforcer is the baseline: Casbin's SyncedEnforcer
+// over the same casbin_rule rows (read through gorm-adapter), answering the
+// same requests.
+func BenchmarkCasbinSyncedEnforcer(b *testing.B) {
+	benchPlatform(b)
+	m, err := model.NewModelFromString(casbinFastestModel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := bench.p.DB()
+	gormadapter.TurnOffAutoMigrate(db)
+	adapter, err := gormadapter.NewAdapterByDBUseTableName(db, "", "casbin_rule")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := casbin.NewSyncedEnforcer(m, adapter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := bench.gate
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := &reqs[i%len(reqs)]
+		if _, err := e.Enforce(access.CasbinSubject(r.subject.UserID), r.req.Municipality, r.req.Module, r.req.Action); err != nil {
+			b.Fatal(fmt.Errorf("enforce: %w", err))
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package location
+
+import (
+	"fmt"
+	"slices"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/civicstack/townhall/internal/dbx"
+)
+
+// Filter is a set of locations, as a GORM scope over a host table's
+// location column (Scope) and as a predicate (Contains). It is one of:
+//
+//   - empty: nothing, not even rows without a location (the zero Filter);
+//   - unrestricted: everything, rows with a NULL, unknown or deleted
+//     location included; Scope adds no condition at all;
+//   - the live subtrees of a set of roots, minus the subtrees of a set of
+//     excluded locations (SubtreesFilter);
+//   - every live location minus the subtrees of a set of excluded
+//     locations (LiveFilter).
+//
+// Subtrees are read at query time from the closure table (PathsTable), so
+// the SQL grows with the number of roots and exclusions, never with the
+// size of the subtrees, and a move or delete of a location changes what an
+// existing Filter selects at once; Contains follows the same Tree the
+// filter was built on, which the checker keeps in step with the database.
+// Rows whose location is NULL, unknown or deleted are only in unrestricted
+// filters. A Filter is an immutable value, safe for concurrent use.
+type Filter struct {
+	kind    filterKind
+	tree    *Tree
+	roots   []string // kindSubtrees: sorted, none inside another
+	exclude []string // sorted, none inside another
+}
+
+type filterKind uint8
+
+const (
+	filterEmpty filterKind = iota // the zero value selects nothing
+	filterSubtrees
+	filterLive
+	filterUnrestricted
+)
+
+// EmptyFilter returns the filter that selects nothing (the zero Filter).
+func EmptyFilter() Filter { return Filter{} }
+
+// UnrestrictedFilter returns the filter that selects everything.
+func UnrestrictedFilter() Filter { return Filter{kind: filterUnrestricted} }
+
+// SubtreesFilter returns the filter of the live subtrees of roots, minus
+// the subtrees of exclude, as t knows them. Roots and exclusions that are
+// not in t, roots inside another root or an exclusion, and exclusions
+// outside every root are dropped; with no root left, or a nil t, it is the
+// empty filter.
+func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
+	if t == nil {
+		return Filter{}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	ex := t.outermost(exclude, nil)
+	r := t.outermost(roots, ex)
+	if len(r) == 0 {
+		return Filter{}
+	}
+	var kept []string
+	for _, e := range ex {
+		if t.withinAny(e, r) {
+			kept = append(kept, e)
+		}
+	}
+	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept}
+}
+
+// LiveFilter returns the filter of every live location minus the subtrees
+// of exclude, as t knows them (exclusions not in t are dropped). It differs
+// from UnrestrictedFilter in refusing rows whose location is NULL, unknown
+// or deleted. With a nil t it is the empty filter.
+func LiveFilter(t *Tree, exclude []string) Filter {
+	if t == nil {
+		return Filter{}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return Filter{kind: filterLive, tree: t, exclude: t.outermost(exclude, nil)}
+}
+
+// outermost returns the IDs of ids that are in t and lie neither inside
+// another of them nor inside one of outside, sorted and without
+// duplicates. The caller holds t.mu.
+func (t *Tree) outermost(ids, outside []string) []string {
+	var out []string
+	for _, id := range ids {
+		i, ok := t.index[id]
+		if !ok || t.withinAny(id, outside) {
+			continue
+		}
+		inner := false
+		for _, other := range ids {
+			j, ok := t.index[other]
+			if ok && j != i && t.within(i, j) {
+				inner = true
+				break
+			}
+		}
+		if !inner {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// withinAny reports whether id lies in the subtree of one of roots. The
+// caller holds t.mu.
+func (t *Tree) withinAny(id string, roots []string) bool {
+	i, ok := t.index[id]
+	if !ok {
+		return false
+	}
+	for _, r := range roots {
+		if j, ok := t.index[r]; ok && t.within(i, j) {
+			return true
+		}
+	}
+	return false
+}
+
+// Unrestricted reports whether the filter selects everything: Scope adds
+// no condition.
+func (f Filter) Unrestricted() bool { return f.kind == filterUnrestricted }
+
+// Empty reports whether the filter selects nothing.
+func (f Filter) Empty() bool { return f.kind == filterEmpty }
+
+// Roots returns the subtree roots of a SubtreesFilter (nil for the other
+// kinds).
+func (f Filter) Roots() []string { return slices.Clone(f.roots) }
+
+// Excluded returns the roots of the subtrees the filter carves out.
+func (f Filter) Excluded() []string { return slices.Clone(f.exclude) }
+
+// Contains reports whether a record at locationID is selected. An empty
+// locationID (a record with no location), an unknown or a deleted
+// location is selected only by an unrestricted filter.
+func (f Filter) Contains(locationID string) bool {
+	switch f.kind {
+	case filterUnrestricted:
+		return true
+	case filterEmpty:
+		return false
+	}
+	f.tree.mu.RLock()
+	defer f.tree.mu.RUnlock()
+	if _, ok := f.tree.index[locationID]; !ok {
+		return false
+	}
+	if f.kind == filterSubtrees && !f.tree.withinAny(locationID, f.roots) {
+		return false
+	}
+	return !f.tree.withinAny(locationID, f.exclude)
+}
+
+// Scope returns a GORM scope restricting a query to rows whose column (an
+// identifier, optionally table-qualified: "t.location_id") holds a
+// location the filter selects. An empty column means the table has no
+// location column: every row then has no location, so only an unrestricted
+// filter selects it. An invalid column adds an error wrapping
+// ErrInvalidInput to the query, which then fails instead of running
+// unfiltered. The table must live in the database of the location tables.
+func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
+	return func(db *gorm.DB) *gorm.DB {
+		cond, err := f.Condition(column)
+		if err != nil {
+			_ = db.AddError(err)
+			return db
+		}
+		if cond == nil {
+			return db
+		}
+		return db.Where(cond)
+	}
+}
+
+// Condition returns the filter's condition on column as a GORM clause
+// expression, for combining with other conditions; nil means no condition
+// (an unrestricted filter). Column follows the rules of Scope; an invalid
+// one is an error wrapping ErrInvalidInput. The expression carries its own
+// parentheses, and every value in it is a bound parameter.
+func (f Filter) Condition(column string) (clause.Expression, error) {
+	var col clause.Column
+	if column != "" {
+		var ok bool
+		if col, ok = dbx.ParseColumn(column); !ok {
+			return nil, fmt.Errorf("%w: column name %q", ErrInvalidInput, column)
+		}
+	}
+	switch {
+	case f.kind == filterUnrestricted:
+		return nil, nil
+	case f.kind == filterEmpty || column == "":
+		return clause.Expr{SQL: falseSQL}, nil
+	}
+	var in clause.Expression
+	if f.kind == filterLive {
+		in = clause.Expr{SQL: "? IN (SELECT id FROM " + LocationsTable + " WHERE deleted_at IS NULL)", Vars: []any{col}}
+	} else {
+		in = clause.Expr{SQL: "? IN (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?)", Vars: []any{col, f.roots}}
+	}
+	if len(f.exclude) == 0 {
+		return clause.Expr{SQL: "(?)", Vars: []any{in}}, nil
+	}
+	out := clause.Expr{SQL: "? NOT IN (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?)", Vars: []any{col, f.exclude}}
+	return clause.Expr{SQL: "(? AND ?)", Vars: []any{in, out}}, nil
+}
+
+// falseSQL is a condition no row satisfies, on every supported database.
+const falseSQL = "1 = 0"
