@@ -375,24 +375,19 @@ func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) b
 }
 
 // recordDecision queues denied decisions (and allowed ones when enabled)
-// for the audit log without blocking the check.
+// for the audit log without allocating or blocking the check.
 func (c *Checker) recordDecision(s Subject, req Request, d Decision) {
 	if d.Allowed && !c.auditAllowed {
 		return
 	}
-	typ := audit.TypeDecisionDenied
-	if d.Allowed {
-		typ = audit.TypeDecisionAllowed
-	}
-	allowed := d.Allowed
 	loc := req.Municipality
 	if req.Resource != nil && req.Resource.LocationID != "" {
 		loc = req.Resource.LocationID
 	}
-	c.audit.RecordAsync(audit.Event{
-		Type: typ, ActorID: s.UserID, ImpersonatorID: s.ImpersonatorID,
+	c.audit.RecordDecision(audit.Decision{
+		At: c.now(), ActorID: truncateID(s.UserID), ImpersonatorID: truncateID(s.ImpersonatorID),
 		LocationID: truncateID(loc), Module: truncateID(req.Module), Action: truncateID(req.Action),
-		Reason: string(d.Reason), Allowed: &allowed,
+		Reason: string(d.Reason), Allowed: d.Allowed,
 	})
 }
 

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -111,6 +112,7 @@ func (l *Log) Close() error {
 	l.once.Do(func() {
 		l.mu.Lock()
 		l.closed = true
+		l.closedFlag.Store(true)
 		l.mu.Unlock()
 		close(l.stop)
 	})
@@ -122,12 +124,18 @@ func (l *Log) Close() error {
 func (l *Log) run() {
 	defer close(l.done)
 	batch := make([]pending, 0, maxBatch)
+	tick := time.NewTicker(l.drainEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case p := <-l.pending:
 			batch = append(batch[:0], p)
 			batch = l.fill(batch)
 			l.write(batch)
+		case <-tick.C:
+			l.drainDecisions(batch)
+		case <-l.poke:
+			l.drainDecisions(batch)
 		case reply := <-l.flushes:
 			l.drain(batch)
 			reply <- nil
@@ -151,8 +159,20 @@ func (l *Log) fill(batch []pending) []pending {
 	return batch
 }
 
+// drainDecisions writes what RecordDecision queued.
+func (l *Log) drainDecisions(batch []pending) {
+	for {
+		batch = l.takeDecisions(batch[:0])
+		if len(batch) == 0 {
+			return
+		}
+		l.write(batch)
+	}
+}
+
 // drain writes everything buffered, and the drop count even when nothing is.
 func (l *Log) drain(batch []pending) {
+	l.drainDecisions(batch)
 	for {
 		batch = l.fill(batch[:0])
 		if len(batch) == 0 && l.dropped.Load() == 0 {

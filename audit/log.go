@@ -30,9 +30,10 @@ const maxBatch = 512
 const insertBatch = 32
 
 type options struct {
-	now      func() time.Time
-	buffer   int
-	onAppend func(tx *gorm.DB, seq int64) error
+	now        func() time.Time
+	buffer     int
+	drainEvery time.Duration
+	onAppend   func(tx *gorm.DB, seq int64) error
 }
 
 // Option configures a Log.
@@ -54,6 +55,20 @@ func WithBuffer(n int) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.buffer = n
+		}
+	}
+}
+
+// DefaultDrainInterval is how often the writer drains queued decisions.
+const DefaultDrainInterval = 100 * time.Millisecond
+
+// WithDrainInterval sets how often the writer drains the decisions queued
+// by RecordDecision (default DefaultDrainInterval). It also drains when the
+// queue is half full, and on Flush, Query, Verify and Close.
+func WithDrainInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.drainEvery = d
 		}
 	}
 }
@@ -88,6 +103,11 @@ type Log struct {
 
 	errMu    sync.Mutex
 	asyncErr error
+
+	decisions  *decisionRing
+	closedFlag atomic.Bool   // closed, readable without mu
+	poke       chan struct{} // wakes the writer when the ring is half full
+	drainEvery time.Duration
 }
 
 // pending is a buffered event with its details already encoded, so the
@@ -107,20 +127,23 @@ func New(db *gorm.DB, opts ...Option) *Log {
 
 // newLog is New without starting the writer.
 func newLog(db *gorm.DB, opts ...Option) *Log {
-	o := options{now: time.Now, buffer: DefaultBuffer}
+	o := options{now: time.Now, buffer: DefaultBuffer, drainEvery: DefaultDrainInterval}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
 	}
 	l := &Log{
-		db:       db,
-		now:      o.now,
-		onAppend: o.onAppend,
-		pending:  make(chan pending, o.buffer),
-		flushes:  make(chan chan error),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		db:         db,
+		now:        o.now,
+		onAppend:   o.onAppend,
+		pending:    make(chan pending, o.buffer),
+		flushes:    make(chan chan error),
+		decisions:  newDecisionRing(o.buffer),
+		poke:       make(chan struct{}, 1),
+		drainEvery: o.drainEvery,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	return l
 }
