@@ -59,16 +59,14 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 	if t == nil {
 		return Filter{}
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	ex := t.outermost(exclude, nil)
-	r := t.outermost(roots, ex)
+	ex := outermost(t, exclude, nil)
+	r := outermost(t, roots, ex)
 	if len(r) == 0 {
 		return Filter{}
 	}
 	var kept []string
 	for _, e := range ex {
-		if t.withinAny(e, r) {
+		if withinAny(t, e, r) {
 			kept = append(kept, e)
 		}
 	}
@@ -83,29 +81,19 @@ func LiveFilter(t *Tree, exclude []string) Filter {
 	if t == nil {
 		return Filter{}
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return Filter{kind: filterLive, tree: t, exclude: t.outermost(exclude, nil)}
+	return Filter{kind: filterLive, tree: t, exclude: outermost(t, exclude, nil)}
 }
 
 // outermost returns the IDs of ids that are in t and lie neither inside
 // another of them nor inside one of outside, sorted and without
-// duplicates. The caller holds t.mu.
-func (t *Tree) outermost(ids, outside []string) []string {
+// duplicates.
+func outermost(t *Tree, ids, outside []string) []string {
 	var out []string
 	for _, id := range ids {
-		i, ok := t.index[id]
-		if !ok || t.withinAny(id, outside) {
+		if _, ok := t.Index(id); !ok || withinAny(t, id, outside) {
 			continue
 		}
-		inner := false
-		for _, other := range ids {
-			j, ok := t.index[other]
-			if ok && j != i && t.within(i, j) {
-				inner = true
-				break
-			}
-		}
+		inner := slices.ContainsFunc(ids, func(other string) bool { return other != id && t.IsWithin(id, other) })
 		if !inner {
 			out = append(out, id)
 		}
@@ -114,19 +102,9 @@ func (t *Tree) outermost(ids, outside []string) []string {
 	return slices.Compact(out)
 }
 
-// withinAny reports whether id lies in the subtree of one of roots. The
-// caller holds t.mu.
-func (t *Tree) withinAny(id string, roots []string) bool {
-	i, ok := t.index[id]
-	if !ok {
-		return false
-	}
-	for _, r := range roots {
-		if j, ok := t.index[r]; ok && t.within(i, j) {
-			return true
-		}
-	}
-	return false
+// withinAny reports whether id lies in the subtree of one of roots.
+func withinAny(t *Tree, id string, roots []string) bool {
+	return slices.ContainsFunc(roots, func(r string) bool { return t.IsWithin(id, r) })
 }
 
 // Unrestricted reports whether the filter selects everything: Scope adds
@@ -153,15 +131,13 @@ func (f Filter) Contains(locationID string) bool {
 	case filterEmpty:
 		return false
 	}
-	f.tree.mu.RLock()
-	defer f.tree.mu.RUnlock()
-	if _, ok := f.tree.index[locationID]; !ok {
+	if _, ok := f.tree.Index(locationID); !ok {
 		return false
 	}
-	if f.kind == filterSubtrees && !f.tree.withinAny(locationID, f.roots) {
+	if f.kind == filterSubtrees && !withinAny(f.tree, locationID, f.roots) {
 		return false
 	}
-	return !f.tree.withinAny(locationID, f.exclude)
+	return !withinAny(f.tree, locationID, f.exclude)
 }
 
 // Scope returns a GORM scope restricting a query to rows whose column (an

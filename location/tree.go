@@ -27,6 +27,7 @@ import (
 // publish immutable versions: Clone, update the clone, swap a pointer.
 type Tree struct {
 	mu      sync.RWMutex
+	frozen  bool // set by Freeze: no more writes, reads take no lock
 	version int64
 	index   map[string]int32
 	nodes   []treeNode
@@ -105,6 +106,9 @@ func loadRows(ctx context.Context, db *gorm.DB) (*Tree, error) {
 // malformed ID, ErrDuplicate for an ID already in the tree and ErrNotFound
 // for a parent that is not.
 func (t *Tree) Add(l Location) error {
+	if t.frozen {
+		return ErrFrozen
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.add(l)
@@ -163,6 +167,9 @@ func (t *Tree) relink(i int32) {
 // ErrCycle for a parent inside id's subtree. Levels are not checked: the
 // Store did that before committing.
 func (t *Tree) Move(id, newParentID string) error {
+	if t.frozen {
+		return ErrFrozen
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.move(id, newParentID)
@@ -217,6 +224,9 @@ func (t *Tree) detach(parent, child int32) {
 // in the tree are ignored, so the full list returned by Store.DeleteTx may
 // be passed as is.
 func (t *Tree) Remove(ids ...string) {
+	if t.frozen {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.remove(ids...)
@@ -250,6 +260,9 @@ func (t *Tree) remove(ids ...string) {
 // reorder or drop changes, so a caller that feeds a Tree from several
 // sources compares Change.Version with Version to detect a gap.
 func (t *Tree) Apply(c Change) error {
+	if t.frozen {
+		return ErrFrozen
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var err error
@@ -278,16 +291,14 @@ func (t *Tree) Apply(c Change) error {
 // higher. Changes applied through Add, Move, Remove or unversioned Changes
 // do not move it.
 func (t *Tree) Version() int64 {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	return t.version
 }
 
 // IsWithin reports whether x lies in the subtree of y, x == y included.
 // Unknown IDs lie nowhere. Constant time.
 func (t *Tree) IsWithin(x, y string) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	xi, ok := t.index[x]
 	if !ok {
 		return false
@@ -299,8 +310,7 @@ func (t *Tree) IsWithin(x, y string) bool {
 // IsWithinIndex is IsWithin on interned indexes (see Index); removed or
 // out-of-range indexes lie nowhere.
 func (t *Tree) IsWithinIndex(x, y int32) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	n := int32(len(t.nodes))
 	if x < 0 || y < 0 || x >= n || y >= n || t.nodes[x].removed || t.nodes[y].removed {
 		return false
@@ -317,23 +327,20 @@ func (t *Tree) within(x, y int32) bool {
 // Index returns the interned index of id, stable while id stays in this
 // Tree (and its clones); indexes of removed locations are never reused.
 func (t *Tree) Index(id string) (int32, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	return i, ok
 }
 
 // Len returns the number of locations in the tree.
 func (t *Tree) Len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	return len(t.index)
 }
 
 // Get returns the location id.
 func (t *Tree) Get(id string) (Location, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok {
 		return Location{}, false
@@ -352,8 +359,7 @@ func (t *Tree) location(i int32) Location {
 
 // Level returns the level of id.
 func (t *Tree) Level(id string) (string, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok {
 		return "", false
@@ -364,8 +370,7 @@ func (t *Tree) Level(id string) (string, bool) {
 // Parent returns the parent of id ("" for a top-level location) and
 // whether id is in the tree.
 func (t *Tree) Parent(id string) (string, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok {
 		return "", false
@@ -378,8 +383,7 @@ func (t *Tree) Parent(id string) (string, bool) {
 
 // Depth returns the number of ancestors of id (0 for a top-level location).
 func (t *Tree) Depth(id string) (int, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok {
 		return 0, false
@@ -390,8 +394,7 @@ func (t *Tree) Depth(id string) (int, bool) {
 // MunicipalityOf returns the ID of the municipality-level location that is
 // id or one of its ancestors; false when id is unknown or has none.
 func (t *Tree) MunicipalityOf(id string) (string, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok || t.nodes[i].muni < 0 {
 		return "", false
@@ -402,8 +405,7 @@ func (t *Tree) MunicipalityOf(id string) (string, bool) {
 // Ancestors returns the IDs of the ancestors of id, parent first (nil for
 // an unknown or top-level location).
 func (t *Tree) Ancestors(id string) []string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok {
 		return nil
@@ -418,8 +420,7 @@ func (t *Tree) Ancestors(id string) []string {
 
 // Children returns the IDs of the children of id, sorted.
 func (t *Tree) Children(id string) []string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	i, ok := t.index[id]
 	if !ok {
 		return nil
@@ -434,8 +435,7 @@ func (t *Tree) Children(id string) []string {
 
 // Locations returns every location of the tree, sorted by ID.
 func (t *Tree) Locations() []Location {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	out := make([]Location, 0, len(t.index))
 	for i := range t.nodes {
 		if !t.nodes[i].removed {
@@ -456,8 +456,7 @@ func (t *Tree) Locations() []Location {
 
 // Clone returns an independent deep copy of t with the same indexes.
 func (t *Tree) Clone() *Tree {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	c := &Tree{
 		version: t.version,
 		index:   make(map[string]int32, len(t.index)),

@@ -4,8 +4,7 @@ import "slices"
 
 // Roots returns the IDs of the top-level locations, sorted.
 func (t *Tree) Roots() []string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	defer t.rlock()()
 	var out []string
 	for _, n := range t.nodes {
 		if !n.removed && n.parent < 0 {
