@@ -49,6 +49,7 @@ type config struct {
 	now      func() time.Time
 	kdf      *users.KDFParams
 	auditBuf int
+	drain    time.Duration
 
 	auditAllowed     bool
 	maxImpersonation time.Duration
@@ -77,6 +78,10 @@ func WithKDF(p users.KDFParams) Option { return func(c *config) { c.kdf = &p } }
 // WithAuditBuffer sets the capacity of the asynchronous buffer for decision
 // events (see audit.WithBuffer).
 func WithAuditBuffer(n int) Option { return func(c *config) { c.auditBuf = n } }
+
+// WithAuditDrainInterval sets how often queued decision events are written
+// (see audit.WithDrainInterval; default 100 ms).
+func WithAuditDrainInterval(d time.Duration) Option { return func(c *config) { c.drain = d } }
 
 // WithAuditAllowed also records allowed decisions in the audit log (denied
 // decisions always are).
@@ -182,6 +187,9 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	}
 	if cfg.auditBuf > 0 {
 		auditOpts = append(auditOpts, audit.WithBuffer(cfg.auditBuf))
+	}
+	if cfg.drain > 0 {
+		auditOpts = append(auditOpts, audit.WithDrainInterval(cfg.drain))
 	}
 	p.Audit = audit.New(db, auditOpts...)
 	p.closers = append([]func() error{p.Audit.Close}, p.closers...)

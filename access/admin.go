@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	gormadapter "github.com/casbin/gorm-adapter/v3"
@@ -150,7 +151,7 @@ func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) 
 	if actor.UserID == "" {
 		return actorState{}, fmt.Errorf("%w: anonymous actor", ErrForbidden)
 	}
-	u, ok := snap.users[actor.UserID]
+	u, ok := snap.users.get(actor.UserID)
 	if !ok || u.deleted || !u.active {
 		return actorState{}, fmt.Errorf("%w: actor %q is not an active user", ErrForbidden, actor.UserID)
 	}
@@ -270,7 +271,7 @@ func (snap *snapshot) liveUser(id string) (*userState, error) {
 	if !dbx.ValidID(id) {
 		return nil, fmt.Errorf("%w: user id %q", ErrInvalidInput, id)
 	}
-	u, ok := snap.users[id]
+	u, ok := snap.users.get(id)
 	if !ok || u.deleted {
 		return nil, fmt.Errorf("%w: %q", users.ErrNotFound, id)
 	}
@@ -279,9 +280,7 @@ func (snap *snapshot) liveUser(id string) (*userState, error) {
 
 // snapshotRead runs fn under the checker's read lock.
 func (a *Admin) snapshotRead(fn func(snap *snapshot) error) error {
-	a.c.mu.RLock()
-	defer a.c.mu.RUnlock()
-	return fn(&a.c.snap)
+	return fn(a.c.snapshot())
 }
 
 // grantRow is the casbin_rule row of a grant.
@@ -514,7 +513,7 @@ func (a *Admin) profileFlag(ctx context.Context, actor Subject, typ, userID, loc
 		if !dbx.ValidID(loc) {
 			return fmt.Errorf("%w: location %q", ErrInvalidInput, loc)
 		}
-		if _, ok := target.profiles[loc]; !ok {
+		if _, ok := target.profile(loc); !ok {
 			return fmt.Errorf("%w: no profile of %q at %q", users.ErrNotFound, userID, loc)
 		}
 		st, err := a.resolveActor(snap, actor)
@@ -594,7 +593,7 @@ func (a *Admin) lifecycleCheck(actor Subject, userID string, allowDeleted bool) 
 		if !dbx.ValidID(userID) {
 			return fmt.Errorf("%w: user id %q", ErrInvalidInput, userID)
 		}
-		u, ok := snap.users[userID]
+		u, ok := snap.users.get(userID)
 		if !ok || (u.deleted && !allowDeleted) {
 			return fmt.Errorf("%w: %q", users.ErrNotFound, userID)
 		}
@@ -664,10 +663,10 @@ func (a *Admin) SetModuleEnabled(ctx context.Context, actor Subject, municipalit
 	if err != nil {
 		return err
 	}
-	a.c.mu.Lock()
-	a.c.snap.setModuleEnabled(municipalityID, module, enabled)
-	a.c.mu.Unlock()
-	return nil
+	return a.c.publish(func(next *snapshot) error {
+		next.withModuleEnabled(municipalityID, module, enabled)
+		return nil
+	})
 }
 
 // mayConfigure checks modules:configure: System, a super admin, or a
@@ -716,14 +715,16 @@ func (a *Admin) SetApprovalRequired(ctx context.Context, actor Subject, municipa
 	if err != nil {
 		return err
 	}
-	a.c.mu.Lock()
-	if required {
-		delete(a.c.snap.approvalOff, municipalityID)
-	} else {
-		a.c.snap.approvalOff[municipalityID] = struct{}{}
-	}
-	a.c.mu.Unlock()
-	return nil
+	return a.c.publish(func(next *snapshot) error {
+		off := maps.Clone(next.approvalOff)
+		if required {
+			delete(off, municipalityID)
+		} else {
+			off[municipalityID] = struct{}{}
+		}
+		next.approvalOff = off
+		return nil
+	})
 }
 
 func (snap *snapshot) checkMunicipality(id string) error {

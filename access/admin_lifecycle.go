@@ -121,7 +121,7 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 			return fmt.Errorf("%w: %q", location.ErrNotFound, id)
 		}
 		denied = a.mayManageLocations(snap, actor)
-		for uid, u := range snap.users {
+		for uid, u := range snap.users.all() {
 			if u.holdsWithin(snap, id) {
 				affected = append(affected, uid)
 			}
@@ -169,7 +169,8 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 
 // holdsWithin reports whether u has a profile or grant inside id's subtree.
 func (u *userState) holdsWithin(snap *snapshot, id string) bool {
-	for loc := range u.profiles {
+	for _, pr := range u.profiles {
+		loc := pr.location
 		if snap.tree.IsWithin(loc, id) {
 			return true
 		}

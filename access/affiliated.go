@@ -85,14 +85,12 @@ func loadAffiliations(ctx context.Context, db *gorm.DB) (map[string]*orgState, m
 // RefreshAffiliations reloads organisations and links. They are few next
 // to users and grants, so they are reloaded as one part.
 func (c *Checker) RefreshAffiliations(ctx context.Context) error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	orgs, links, err := loadAffiliations(ctx, c.db.WithContext(ctx))
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.snap.orgs, c.snap.links = orgs, links
-	c.mu.Unlock()
-	return nil
+	return c.publish(func(next *snapshot) error {
+		orgs, links, err := loadAffiliations(ctx, c.db.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		next.orgs, next.links = orgs, links
+		return nil
+	})
 }

@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/civicstack/townhall/audit"
@@ -28,12 +27,11 @@ import (
 // Without a Resource, step 8 is a gate: a grant at the municipality, an
 // ancestor or a descendant of it counts. With a Resource, its location must
 // lie in the grant's subtree and its category in the anchor profile's
-// effective categories. Check never touches the database. Denied decisions
-// are recorded in the audit log asynchronously.
+// effective categories. Check never touches the database and never waits
+// for a writer. Denied decisions are recorded in the audit log
+// asynchronously, without allocating.
 func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, error) {
-	c.mu.RLock()
-	d, err := c.decide(&c.snap, s, req)
-	c.mu.RUnlock()
+	d, err := c.decide(c.snapshot(), s, req)
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
@@ -41,29 +39,38 @@ func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, 
 	return d, err
 }
 
-// decide is Check on a snapshot; the caller holds the read lock.
+// scope is where a request falls, resolved against the tree.
+type scope struct {
+	muni      string // the municipality, "" when none applies
+	muniIx    int32  // its tree index, -1 when none
+	record    string // the record's location (or, for affiliated actions, its organisation's), "" when none
+	recordIx  int32
+	hasRecord bool
+}
+
+// decide is Check on a snapshot.
 func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, error) {
 	ai, err := snap.reg.action(req.Module, req.Action)
 	if err != nil {
 		return Decision{}, err
 	}
 	act := &snap.reg.actions[ai]
-	muni, recordLoc, err := resolveScope(snap, act, req)
+	sc, err := resolveScope(snap, act, req)
 	if err != nil {
 		return Decision{}, err
 	}
 	res := req.Resource
-	hasLocation := recordLoc != ""
-	if hasLocation && req.Municipality != "" && !snap.tree.IsWithin(recordLoc, req.Municipality) {
+	if sc.hasRecord && req.Municipality != "" && !snap.tree.IsWithinIndex(sc.recordIx, sc.muniIx) {
 		return deny(ReasonOutOfScope), nil
 	}
 	// Whether an allow that does not depend on a grant's location (public,
 	// authenticated, platform grant) may cover this request: a record with
 	// no location only while the module is enabled everywhere.
-	unscoped := res == nil || hasLocation || snap.enabledEverywhere(req.Module)
+	unscoped := res == nil || sc.hasRecord || snap.enabledEverywhereIdx(act.moduleIdx)
+	enabled := snap.moduleEnabledAt(act.moduleIdx, sc.muniIx)
 
 	if s.UserID == "" {
-		if act.public && snap.moduleEnabled(req.Module, muni) && unscoped {
+		if act.public && enabled && unscoped {
 			return allow(ReasonPublic, "", ""), nil
 		}
 		return deny(ReasonNoGrant), nil
@@ -71,7 +78,7 @@ func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, erro
 	if s.system {
 		return Decision{}, fmt.Errorf("%w: System() is not a subject of checks", ErrInvalidInput)
 	}
-	u, ok := snap.users[s.UserID]
+	u, ok := snap.users.get(s.UserID)
 	if !ok {
 		return Decision{}, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
 	}
@@ -86,7 +93,7 @@ func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, erro
 	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
 		return allow(ReasonSuperAdmin, "", ""), nil
 	}
-	if !snap.moduleEnabled(req.Module, muni) {
+	if !enabled {
 		return deny(ReasonModuleDisabled), nil
 	}
 	if unscoped {
@@ -96,68 +103,69 @@ func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, erro
 		case act.authenticated:
 			return allow(ReasonAuthenticated, "", ""), nil
 		}
-		if role, ok := platformRole(snap, u, ai); ok {
+		if u.platformPerms != nil && u.platformPerms.has(ai) {
+			role, _ := platformRole(snap, u, ai)
 			return allow(ReasonPlatformRole, role, "*"), nil
 		}
 	}
-	if act.platform && muni == "" && res == nil {
+	if act.platform && sc.muni == "" && res == nil {
 		return deny(ReasonNoGrant), nil
 	}
-	return c.decideGrants(snap, s.UserID, u, ai, act, muni, res), nil
+	return c.decideGrants(snap, s.UserID, u, ai, act, sc, res), nil
 }
 
-// resolveScope validates the request's places and returns the municipality
-// the request falls in ("" when none applies) and whether the resource has
-// a location.
-func resolveScope(snap *snapshot, act *actionInfo, req Request) (muni, recordLoc string, err error) {
-	var hasLocation bool
+// resolveScope validates the request's places.
+func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
+	sc := scope{muniIx: -1, recordIx: -1}
 	if req.Municipality != "" {
-		if !dbx.ValidID(req.Municipality) {
-			return "", "", fmt.Errorf("%w: municipality %q", ErrInvalidInput, req.Municipality)
-		}
-		loc, ok := snap.tree.Get(req.Municipality)
+		i, ok := snap.tree.Index(req.Municipality)
 		if !ok {
-			return "", "", fmt.Errorf("%w: municipality %q", location.ErrNotFound, req.Municipality)
+			if !dbx.ValidID(req.Municipality) {
+				return sc, fmt.Errorf("%w: municipality %q", ErrInvalidInput, req.Municipality)
+			}
+			return sc, fmt.Errorf("%w: municipality %q", location.ErrNotFound, req.Municipality)
 		}
-		if loc.Level != location.Municipality {
-			return "", "", fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, loc.Level)
+		if level := snap.tree.LevelIndex(i); level != location.Municipality {
+			return sc, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, level)
 		}
-		muni = req.Municipality
+		sc.muni, sc.muniIx = req.Municipality, i
 	}
-	if res := req.Resource; res != nil {
-		if res.LocationID != "" {
+	res := req.Resource
+	if res == nil {
+		if sc.muni == "" && !act.platform {
+			return sc, fmt.Errorf("%w: municipality required for module %q", ErrInvalidInput, act.module)
+		}
+		return sc, nil
+	}
+	if res.LocationID != "" {
+		i, ok := snap.tree.Index(res.LocationID)
+		if !ok {
 			if !dbx.ValidID(res.LocationID) {
-				return "", "", fmt.Errorf("%w: resource location %q", ErrInvalidInput, res.LocationID)
+				return sc, fmt.Errorf("%w: resource location %q", ErrInvalidInput, res.LocationID)
 			}
-			if _, ok := snap.tree.Get(res.LocationID); !ok {
-				return "", "", fmt.Errorf("%w: resource location %q", location.ErrNotFound, res.LocationID)
-			}
-			hasLocation = true
-			if muni == "" {
-				muni, _ = snap.tree.MunicipalityOf(res.LocationID)
-			}
+			return sc, fmt.Errorf("%w: resource location %q", location.ErrNotFound, res.LocationID)
 		}
-		if res.OrganisationID != "" && !dbx.ValidID(res.OrganisationID) {
-			return "", "", fmt.Errorf("%w: resource organisation %q", ErrInvalidInput, res.OrganisationID)
-		}
-		// An affiliated record without a location of its own lies where its
-		// organisation does.
-		recordLoc = res.LocationID
-		if org := snap.orgs[res.OrganisationID]; act.affiliated && !hasLocation && org != nil {
-			recordLoc = org.location
-			if muni == "" {
-				muni, _ = snap.tree.MunicipalityOf(org.location)
-			}
-		}
-		if len(res.Category) > 64 {
-			return "", "", fmt.Errorf("%w: resource category too long", ErrInvalidInput)
-		}
-		return muni, recordLoc, nil
+		sc.record, sc.recordIx, sc.hasRecord = res.LocationID, i, true
 	}
-	if muni == "" && !act.platform {
-		return "", "", fmt.Errorf("%w: municipality required for module %q", ErrInvalidInput, act.module)
+	if res.OrganisationID != "" && !dbx.ValidID(res.OrganisationID) {
+		return sc, fmt.Errorf("%w: resource organisation %q", ErrInvalidInput, res.OrganisationID)
 	}
-	return muni, "", nil
+	if len(res.Category) > 64 {
+		return sc, fmt.Errorf("%w: resource category too long", ErrInvalidInput)
+	}
+	// An affiliated record without a location of its own lies where its
+	// organisation does.
+	if org := snap.orgs[res.OrganisationID]; act.affiliated && !sc.hasRecord && org != nil {
+		if i, ok := snap.tree.Index(org.location); ok {
+			sc.record, sc.recordIx, sc.hasRecord = org.location, i, true
+		}
+	}
+	if sc.muni == "" && sc.hasRecord {
+		if m := snap.tree.MunicipalityIndex(sc.recordIx); m >= 0 {
+			sc.muni, sc.muniIx = snap.tree.IDIndex(m), m
+		}
+	}
+	return sc, nil
 }
 
 // platformRole returns the first (by name) platform-granted role of u that
@@ -186,20 +194,38 @@ const (
 
 var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope, ReasonProfileNotApproved, ReasonProfileInactive}
 
-// decideGrants is step 8 and 9: the location grants of u whose role allows
+// grantLoc returns the tree index of g's location, resolving a location the
+// user's state was built before (a replica may read a grant before it
+// applies the location's creation).
+func (snap *snapshot) grantLoc(g *grant) int32 {
+	if g.loc >= 0 || g.location == "*" {
+		return g.loc
+	}
+	if i, ok := snap.tree.Index(g.location); ok {
+		return i
+	}
+	return -1
+}
+
+// decideGrants is steps 8 and 9: the location grants of u whose role allows
 // action ai.
-func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai int, act *actionInfo, muni string, res *Resource) Decision {
+func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai int, act *actionInfo, sc scope, res *Resource) Decision {
 	var (
 		fails    int
 		best     *grant
 		bestDist int
 	)
+	tree := snap.tree
 	for i := range u.grants {
 		g := &u.grants[i]
 		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
 			continue
 		}
-		p, _ := snap.anchor(u, g.location)
+		gl := snap.grantLoc(g)
+		if gl < 0 {
+			continue
+		}
+		p, _ := snap.anchorAt(u, gl)
 		if p == nil {
 			continue // a grant without an anchor profile counts for nothing
 		}
@@ -213,11 +239,10 @@ func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai i
 		var dist int
 		switch {
 		case res == nil:
-			within, above := snap.tree.IsWithin(muni, g.location), snap.tree.IsWithin(g.location, muni)
-			if !within && !above {
+			if !tree.IsWithinIndex(sc.muniIx, gl) && !tree.IsWithinIndex(gl, sc.muniIx) {
 				f |= failOutOfScope
 			}
-			dist = abs(snap.depth(muni) - snap.depth(g.location))
+			dist = abs(tree.DepthIndex(sc.muniIx) - tree.DepthIndex(gl))
 		case act.affiliated:
 			// Instead of the location rule: the record's organisation.
 			inScope, linked := c.affiliated(snap, u, userID, res, g.location, act.module)
@@ -230,19 +255,19 @@ func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai i
 			if !snap.allowsCategory(p, res.Category) {
 				f |= failCategory
 			}
-			if org := snap.orgs[res.OrganisationID]; org != nil {
-				dist = snap.depth(org.location) - snap.depth(g.location)
+			if sc.hasRecord {
+				dist = tree.DepthIndex(sc.recordIx) - tree.DepthIndex(gl)
 			}
-		case res.LocationID == "":
+		case !sc.hasRecord:
 			f |= failOutOfScope // only unrestricted subjects act on records without a location
 		default:
-			if !snap.tree.IsWithin(res.LocationID, g.location) {
+			if !tree.IsWithinIndex(sc.recordIx, gl) {
 				f |= failOutOfScope
 			}
 			if !snap.allowsCategory(p, res.Category) {
 				f |= failCategory
 			}
-			dist = snap.depth(res.LocationID) - snap.depth(g.location)
+			dist = tree.DepthIndex(sc.recordIx) - tree.DepthIndex(gl)
 		}
 		if f != 0 {
 			fails |= f
@@ -289,9 +314,7 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 // action): true when Check would allow the action without a resource in at
 // least one municipality, or platform-wide for platform modules.
 func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, action string) (bool, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	snap := &c.snap
+	snap := c.snapshot()
 	ai, err := snap.reg.action(module, action)
 	if err != nil {
 		return false, err
@@ -301,9 +324,9 @@ func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, ac
 		return false, fmt.Errorf("%w: System() is not a subject of checks", ErrInvalidInput)
 	}
 	if s.UserID == "" {
-		return act.public && c.someMunicipalityEnabled(snap, module, ""), nil
+		return act.public && snap.enabledSomewhereIdx(act.moduleIdx), nil
 	}
-	u, ok := snap.users[s.UserID]
+	u, ok := snap.users.get(s.UserID)
 	if !ok {
 		return false, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
 	}
@@ -318,27 +341,32 @@ func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, ac
 	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
 		return true, nil
 	}
-	_, platform := platformRole(snap, u, ai)
+	platform := u.platformPerms != nil && u.platformPerms.has(ai)
 	if act.platform {
 		if platform {
 			return true, nil
 		}
-	} else if (act.public || act.authenticated || platform) && c.someMunicipalityEnabled(snap, module, "") {
+	} else if (act.public || act.authenticated || platform) && snap.enabledSomewhereIdx(act.moduleIdx) {
 		return true, nil
 	}
-	for _, g := range u.grants {
+	for i := range u.grants {
+		g := &u.grants[i]
 		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
 			continue
 		}
-		p, _ := snap.anchor(u, g.location)
+		gl := snap.grantLoc(g)
+		if gl < 0 {
+			continue
+		}
+		p, _ := snap.anchorAt(u, gl)
 		if p == nil || !p.active || !p.approved {
 			continue
 		}
 		if act.platform {
 			return true, nil // the request may name any municipality related to the grant
 		}
-		if muni, ok := snap.tree.MunicipalityOf(g.location); ok {
-			if snap.moduleEnabled(module, muni) {
+		if muni := snap.tree.MunicipalityIndex(gl); muni >= 0 {
+			if snap.moduleEnabledAt(act.moduleIdx, muni) {
 				return true, nil
 			}
 			continue
@@ -399,5 +427,3 @@ func truncateID(s string) string {
 	}
 	return s
 }
-
-var errNoSession = errors.New("no live impersonation session")

@@ -1,16 +1,19 @@
 package access
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/notify"
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
@@ -18,20 +21,20 @@ import (
 )
 
 // Checker answers access questions from an in-memory snapshot of users,
-// profiles, grants, departments, module settings and the location tree.
-// Checks never touch the database; every write made through townhall
-// updates the snapshot before the write call returns. A Checker is safe for
-// concurrent use.
+// profiles, grants, departments, module settings, the location tree,
+// affiliations and impersonation sessions. Checks never touch the database
+// and never wait for a writer: they read an immutable snapshot that writers
+// replace copy-on-write. Every write made through townhall updates the
+// snapshot before the write call returns. A Checker is safe for concurrent
+// use.
 type Checker struct {
 	db           *gorm.DB
 	audit        *audit.Log
 	now          func() time.Time
 	auditAllowed bool
 
-	mu   sync.RWMutex // guards snap
-	snap snapshot
-
-	refreshMu sync.Mutex // serialises refreshes so the last one reads the latest commit
+	snap      atomic.Pointer[snapshot]
+	publishMu sync.Mutex // one writer at a time builds the next snapshot
 
 	rep      syncState        // catching up with other processes (sync.go)
 	listener *notify.Listener // PostgreSQL LISTEN, when enabled
@@ -86,7 +89,7 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err != nil {
 		return nil, err
 	}
-	c.snap = *snap
+	c.snap.Store(snap)
 	c.rep.rev.Store(rev)
 	if cfg.SyncInterval >= 0 {
 		if cfg.SyncInterval == 0 {
@@ -113,6 +116,23 @@ func (c *Checker) Close() error {
 	return nil
 }
 
+// snapshot returns the current snapshot. It is immutable: read it freely.
+func (c *Checker) snapshot() *snapshot { return c.snap.Load() }
+
+// publish builds the next snapshot with edit, which receives a shallow
+// copy of the current one and must replace (never mutate) what it changes,
+// and makes it current. Writers are serialised; readers are not blocked.
+func (c *Checker) publish(edit func(next *snapshot) error) error {
+	c.publishMu.Lock()
+	defer c.publishMu.Unlock()
+	next := *c.snap.Load()
+	if err := edit(&next); err != nil {
+		return err
+	}
+	c.snap.Store(&next)
+	return nil
+}
+
 // loadSnapshot reads every row a decision needs with plain SQL scans.
 func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, error) {
 	db = db.WithContext(ctx)
@@ -121,42 +141,34 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, e
 		return nil, fmt.Errorf("load tree: %w", err)
 	}
 	s := &snapshot{
-		reg: reg, tree: tree,
-		users:       map[string]*userState{},
+		reg: reg, tree: tree.Freeze(),
+		users:       newUserTable(),
 		departments: map[string]categorySet{},
 		disabled:    map[string]map[string]struct{}{},
 		approvalOff: map[string]struct{}{},
 	}
-	rows, err := db.Raw(userQuery).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("load users: %w", err)
-	}
-	for rows.Next() {
-		id, u, err := scanUser(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		s.users[id] = u
-	}
-	if err := closeRows(rows); err != nil {
+	if err := scanUsers(ctx, db, "", func(id string, u *userState) { s.users.put(id, u) }); err != nil {
 		return nil, err
 	}
-	if err := eachProfile(db.Raw(profileQuery), func(userID, loc string, p *profileState) {
-		if u := s.users[userID]; u != nil && !u.deleted {
-			u.profiles[loc] = p
+	if err := scanProfiles(ctx, db, s.tree, "", func(userID []byte, r profileRef) {
+		if u, ok := s.users.get(string(userID)); ok && !u.deleted {
+			u.profiles = append(u.profiles, r)
 		}
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachGrant(db.Raw(grantQuery), reg, func(userID string, g grant) {
-		if u := s.users[userID]; u != nil && !u.deleted {
+	if err := scanGrants(ctx, db, reg, s.tree, "", func(userID []byte, g grant) {
+		if u, ok := s.users.get(string(userID)); ok && !u.deleted {
 			u.grants = append(u.grants, g)
 		}
 	}); err != nil {
 		return nil, err
 	}
-	if err := loadDepartments(db.Raw(departmentQuery), s.departments); err != nil {
+	s.users.each(func(_ string, u *userState) bool {
+		s.buildUser(u)
+		return true
+	})
+	if err := loadDepartments(ctx, db, "", s.departments); err != nil {
 		return nil, err
 	}
 	var settings []moduleSettingRow
@@ -164,8 +176,14 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, e
 		return nil, fmt.Errorf("load module settings: %w", err)
 	}
 	for _, r := range settings {
-		s.setModuleEnabled(r.MunicipalityID, r.Module, false)
+		set := s.disabled[r.Module]
+		if set == nil {
+			set = map[string]struct{}{}
+			s.disabled[r.Module] = set
+		}
+		set[r.MunicipalityID] = struct{}{}
 	}
+	s.reindexDisabled()
 	if s.orgs, s.links, err = loadAffiliations(ctx, db); err != nil {
 		return nil, err
 	}
@@ -182,6 +200,8 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, e
 	return s, nil
 }
 
+// The loader's queries. where is "" for a full load or a condition on one
+// user, with its value inlined by the caller only as a validated ID.
 const (
 	userQuery = `SELECT id, kind, is_active, is_super_admin, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM ` +
 		users.UsersTable
@@ -191,128 +211,136 @@ const (
 	departmentQuery = `SELECT id, categories FROM ` + users.DepartmentsTable
 )
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanUser(row scanner) (string, *userState, error) {
-	var (
-		id, kind           string
-		active, superAdmin bool
-		deleted            int
-	)
-	if err := row.Scan(&id, &kind, &active, &superAdmin, &deleted); err != nil {
-		return "", nil, fmt.Errorf("scan user: %w", err)
+// placeholder returns the bind parameter syntax of db for ScanRaw.
+func placeholder(db *gorm.DB) string {
+	if dbx.DialectOf(db) == dbx.Postgres {
+		return "$1"
 	}
-	return id, &userState{
-		deleted: deleted != 0, active: active, superAdmin: superAdmin,
-		technical: kind == string(users.Technical),
-		profiles:  map[string]*profileState{},
-	}, nil
+	return "?"
 }
 
-func eachProfile(q *gorm.DB, fn func(userID, loc string, p *profileState)) error {
-	rows, err := q.Rows()
+// scanWhere runs query, narrowed by "column = id" when id is not empty.
+func scanWhere(ctx context.Context, db *gorm.DB, query, column, id string, fn func(cols [][]byte) error) error {
+	var args []any
+	if id != "" {
+		joiner := " WHERE "
+		if strings.Contains(query, " WHERE ") {
+			joiner = " AND "
+		}
+		query += joiner + column + " = " + placeholder(db)
+		args = []any{id}
+	}
+	return dbx.ScanRaw(ctx, db, query, args, fn)
+}
+
+// scanUsers reads users (all, or one when id is set).
+func scanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u *userState)) error {
+	err := scanWhere(ctx, db, userQuery, "id", id, func(c [][]byte) error {
+		fn(string(c[0]), &userState{
+			technical:  string(c[1]) == string(users.Technical),
+			active:     dbx.ParseBool(c[2]),
+			superAdmin: dbx.ParseBool(c[3]),
+			deleted:    dbx.ParseBool(c[4]),
+		})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	return nil
+}
+
+// scanProfiles reads live profiles (all, or one user's when userID is
+// set); fn gets the raw user ID, valid during the call only.
+func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID string, fn func(userID []byte, r profileRef)) error {
+	err := scanWhere(ctx, db, profileQuery, "user_id", userID, func(c [][]byte) error {
+		allowed, err := decodeCategories(c[3])
+		if err != nil {
+			return err
+		}
+		r := profileRef{loc: -1, p: &profileState{
+			approved: dbx.ParseBool(c[4]), active: dbx.ParseBool(c[5]), allowed: allowed,
+		}}
+		if i, ok := tree.Index(string(c[1])); ok {
+			r.location, r.loc = tree.IDIndex(i), i // share the tree's copy of the ID
+		} else {
+			r.location = string(c[1])
+		}
+		if len(c[2]) > 0 {
+			r.p.department = string(c[2])
+		}
+		fn(c[0], r)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("load profiles: %w", err)
 	}
-	for rows.Next() {
-		var (
-			userID, loc, dept string
-			cats              *string
-			approved, active  bool
-		)
-		if err := rows.Scan(&userID, &loc, &dept, &cats, &approved, &active); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan profile: %w", err)
-		}
-		allowed, err := decodeCategories(cats)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		fn(userID, loc, &profileState{approved: approved, active: active, department: dept, allowed: allowed})
-	}
-	return closeRows(rows)
+	return nil
 }
 
-// eachGrant scans grouping rows, skipping rows that are not townhall grants
-// or name roles the running registry does not declare (they grant nothing).
-func eachGrant(q *gorm.DB, reg *compiled, fn func(userID string, g grant)) error {
-	rows, err := q.Rows()
+var (
+	userPrefix = []byte(policy.UserKey(""))
+	rolePrefix = []byte(policy.RoleKey(""))
+)
+
+// scanGrants reads grouping rows (all, or one user's), skipping rows that
+// are not townhall grants or name roles the running registry does not
+// declare (they grant nothing). fn gets the raw user ID, valid during the
+// call only. Location IDs come from the tree where it has them, so a
+// million grants share a thousand strings and cost no allocation each.
+func scanGrants(ctx context.Context, db *gorm.DB, reg *compiled, tree *location.Tree, userID string, fn func(userID []byte, g grant)) error {
+	var subject string
+	if userID != "" {
+		subject = policy.UserKey(userID)
+	}
+	err := scanWhere(ctx, db, grantQuery, "v0", subject, func(c [][]byte) error {
+		if !bytes.HasPrefix(c[0], userPrefix) || !bytes.HasPrefix(c[1], rolePrefix) {
+			return nil
+		}
+		ri, known := reg.roleIx[string(c[1][len(rolePrefix):])]
+		if !known {
+			return nil
+		}
+		g := grant{role: ri, location: "*", loc: -1}
+		if string(c[2]) != "*" {
+			if i, ok := tree.Index(string(c[2])); ok {
+				g.location, g.loc = tree.IDIndex(i), i
+			} else {
+				g.location = string(c[2])
+			}
+		}
+		fn(c[0][len(userPrefix):], g)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("load grants: %w", err)
 	}
-	for rows.Next() {
-		var sub, role, dom string
-		if err := rows.Scan(&sub, &role, &dom); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan grant: %w", err)
-		}
-		userID, okU := policy.UserFromKey(sub)
-		roleName, okR := policy.RoleFromKey(role)
-		ri, known := reg.role(roleName)
-		if okU && okR && known {
-			fn(userID, grant{role: ri, location: dom})
-		}
-	}
-	return closeRows(rows)
+	return nil
 }
 
-func loadDepartments(q *gorm.DB, into map[string]categorySet) error {
-	rows, err := q.Rows()
+// loadDepartments reads departments (all, or one) into into.
+func loadDepartments(ctx context.Context, db *gorm.DB, id string, into map[string]categorySet) error {
+	err := scanWhere(ctx, db, departmentQuery, "id", id, func(c [][]byte) error {
+		set, err := decodeCategories(c[1])
+		if err != nil {
+			return err
+		}
+		into[string(c[0])] = set
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("load departments: %w", err)
 	}
-	for rows.Next() {
-		var (
-			id   string
-			cats *string
-		)
-		if err := rows.Scan(&id, &cats); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan department: %w", err)
-		}
-		set, err := decodeCategories(cats)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		into[id] = set
-	}
-	return closeRows(rows)
+	return nil
 }
 
-func decodeCategories(raw *string) (categorySet, error) {
-	if raw == nil || *raw == "" {
+func decodeCategories(raw []byte) (categorySet, error) {
+	if len(raw) == 0 {
 		return nil, nil
 	}
 	var cats []string
-	if err := json.Unmarshal([]byte(*raw), &cats); err != nil {
+	if err := json.Unmarshal(raw, &cats); err != nil {
 		return nil, fmt.Errorf("decode categories: %w", err)
 	}
 	return newCategorySet(cats), nil
-}
-
-type rowsCloser interface {
-	Err() error
-	Close() error
-}
-
-func closeRows(rows rowsCloser) error {
-	return errors.Join(rows.Err(), rows.Close())
-}
-
-func (s *snapshot) setModuleEnabled(municipality, module string, enabled bool) {
-	set := s.disabled[module]
-	if enabled {
-		delete(set, municipality)
-		if len(set) == 0 {
-			delete(s.disabled, module)
-		}
-		return
-	}
-	if set == nil {
-		set = map[string]struct{}{}
-		s.disabled[module] = set
-	}
-	set[municipality] = struct{}{}
 }

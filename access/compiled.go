@@ -37,6 +37,7 @@ func (p permSet) count() int {
 // actionInfo is one module action of a compiled registry.
 type actionInfo struct {
 	module, action string
+	moduleIdx      int
 	platform       bool // of a platform module
 	public         bool // lists public
 	authenticated  bool // lists authenticated
@@ -56,21 +57,28 @@ type roleInfo struct {
 type compiled struct {
 	actions  []actionInfo
 	actionIx map[string]map[string]int // module → action → index
-	roles    []roleInfo                // sorted by name
+	flat     map[actionKey]int         // the same, in one lookup
+	modules  []string                  // module index → name
+	moduleIx map[string]int
+	roles    []roleInfo // sorted by name
 	roleIx   map[string]int
 }
 
 // compile resolves lists, aliases, inheritance and the implicit admin and
 // viewer rules into one permission set per role.
 func (r *Registry) compile() (*compiled, error) {
-	c := &compiled{actionIx: map[string]map[string]int{}, roleIx: map[string]int{}}
-	for _, m := range r.moduleOrder {
+	c := &compiled{actionIx: map[string]map[string]int{}, roleIx: map[string]int{},
+		flat: map[actionKey]int{}, moduleIx: map[string]int{}}
+	for mi, m := range r.moduleOrder {
 		c.actionIx[m] = map[string]int{}
+		c.modules = append(c.modules, m)
+		c.moduleIx[m] = mi
 		for _, a := range sortedKeys(r.modules[m]) {
 			def := r.modules[m][a]
 			c.actionIx[m][a] = len(c.actions)
+			c.flat[actionKey{m, a}] = len(c.actions)
 			c.actions = append(c.actions, actionInfo{
-				module: m, action: a, platform: IsPlatformModule(m),
+				module: m, action: a, moduleIdx: mi, platform: IsPlatformModule(m),
 				public:        slices.Contains(def.Roles, RolePublic),
 				authenticated: slices.Contains(def.Roles, RoleAuthenticated),
 				readOnly:      def.ReadOnly, affiliated: def.Affiliated,
@@ -135,8 +143,13 @@ func (r *Registry) closure(name string, direct map[string]permSet, visiting map[
 	return out, nil
 }
 
+type actionKey struct{ module, action string }
+
 // action returns the index of module.action.
 func (c *compiled) action(module, action string) (int, error) {
+	if i, ok := c.flat[actionKey{module, action}]; ok {
+		return i, nil
+	}
 	m, ok := c.actionIx[module]
 	if !ok {
 		return 0, fmt.Errorf("%w %q", ErrUnknownModule, module)

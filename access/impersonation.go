@@ -78,16 +78,14 @@ func loadSessions(ctx context.Context, db *gorm.DB) (sessions, error) {
 
 // refreshSessions reloads the live sessions.
 func (c *Checker) refreshSessions(ctx context.Context) error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	ss, err := loadSessions(ctx, c.db)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.snap.sessions = ss
-	c.mu.Unlock()
-	return nil
+	return c.publish(func(next *snapshot) error {
+		ss, err := loadSessions(ctx, c.db)
+		if err != nil {
+			return err
+		}
+		next.sessions = ss
+		return nil
+	})
 }
 
 // liveImpersonation checks that a subject carrying an ImpersonatorID
@@ -96,7 +94,7 @@ func (c *Checker) liveImpersonation(snap *snapshot, s Subject) error {
 	if !snap.sessions.pair(s.ImpersonatorID, s.UserID, c.now()) {
 		return ErrInvalidToken
 	}
-	admin, ok := snap.users[s.ImpersonatorID]
+	admin, ok := snap.users.get(s.ImpersonatorID)
 	if !ok || admin.deleted || !admin.active || !admin.superAdmin {
 		return ErrInvalidToken
 	}
@@ -178,17 +176,16 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 // unknown or forged token, an admin who is no longer an active super admin,
 // or a deleted target give ErrInvalidToken.
 func (a *Admin) ResolveImpersonation(ctx context.Context, token string) (Subject, error) {
-	a.c.mu.RLock()
-	defer a.c.mu.RUnlock()
-	sess, ok := a.c.lookupSession(&a.c.snap, token)
+	snap := a.c.snapshot()
+	sess, ok := a.c.lookupSession(snap, token)
 	if !ok {
 		return Subject{}, ErrInvalidToken
 	}
 	s := Subject{UserID: sess.target, ImpersonatorID: sess.admin}
-	if err := a.c.liveImpersonation(&a.c.snap, s); err != nil {
+	if err := a.c.liveImpersonation(snap, s); err != nil {
 		return Subject{}, err
 	}
-	if t, ok := a.c.snap.users[sess.target]; !ok || t.deleted {
+	if t, ok := snap.users.get(sess.target); !ok || t.deleted {
 		return Subject{}, ErrInvalidToken
 	}
 	return s, nil
@@ -211,9 +208,7 @@ func (c *Checker) lookupSession(snap *snapshot, token string) (sessionState, boo
 // StopImpersonation ends the session of token. Stopping an unknown,
 // expired or stopped token gives ErrInvalidToken.
 func (a *Admin) StopImpersonation(ctx context.Context, token string) error {
-	a.c.mu.RLock()
-	sess, ok := a.c.lookupSession(&a.c.snap, token)
-	a.c.mu.RUnlock()
+	sess, ok := a.c.lookupSession(a.c.snapshot(), token)
 	if !ok {
 		return ErrInvalidToken
 	}

@@ -2,86 +2,96 @@ package access
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
+	"maps"
 
-	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 )
 
 // The methods below bring the snapshot in step with committed writes. The
 // stores of a Platform call them after each commit (townhall.Open wires
 // that); a host that writes townhall's tables by other means calls them
-// itself. Each reads only the rows of the changed entity.
+// itself. Each reads only the rows of the changed entities and publishes
+// one new snapshot, so a check sees all of a change or none of it.
 
-// RefreshUser reloads one user, with its profiles and grants, from the
+// RefreshUser reloads users, with their profiles and grants, from the
 // database.
-func (c *Checker) RefreshUser(ctx context.Context, userID string) error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	db := c.db.WithContext(ctx)
-	c.mu.RLock()
-	reg := c.snap.reg
-	c.mu.RUnlock()
+func (c *Checker) RefreshUser(ctx context.Context, userIDs ...string) error {
+	return c.publish(func(next *snapshot) error {
+		changes, err := c.readUsers(ctx, next, userIDs)
+		if err != nil {
+			return err
+		}
+		next.users = next.users.with(changes)
+		return nil
+	})
+}
 
-	var state *userState
-	row := db.Raw(userQuery+" WHERE id = ?", userID).Row()
-	_, u, err := scanUser(row)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		state = nil // never existed: forget it
-	case err != nil:
-		return err
-	default:
-		state = u
-	}
-	if state != nil && !state.deleted {
-		if err := eachProfile(db.Raw(profileQuery+" AND user_id = ?", userID), func(_, loc string, p *profileState) {
-			state.profiles[loc] = p
-		}); err != nil {
-			return err
+// readUsers reads the current state of users (nil for a user with no row).
+// It runs under publishMu, so the last refresh reads the latest commit.
+func (c *Checker) readUsers(ctx context.Context, snap *snapshot, userIDs []string) (map[string]*userState, error) {
+	db := c.db.WithContext(ctx)
+	out := make(map[string]*userState, len(userIDs))
+	for _, id := range userIDs {
+		if id == "" {
+			continue
 		}
-		if err := eachGrant(db.Raw(grantQuery+" AND v0 = ?", policy.UserKey(userID)), reg, func(_ string, g grant) {
-			state.grants = append(state.grants, g)
-		}); err != nil {
-			return err
+		var state *userState
+		if err := scanUsers(ctx, db, id, func(_ string, u *userState) { state = u }); err != nil {
+			return nil, err
 		}
+		if state != nil && !state.deleted {
+			if err := scanProfiles(ctx, db, snap.tree, id, func(_ []byte, r profileRef) {
+				state.profiles = append(state.profiles, r)
+			}); err != nil {
+				return nil, err
+			}
+			if err := scanGrants(ctx, db, snap.reg, snap.tree, id, func(_ []byte, g grant) {
+				state.grants = append(state.grants, g)
+			}); err != nil {
+				return nil, err
+			}
+			snap.buildUser(state)
+		}
+		out[id] = state
 	}
-	c.mu.Lock()
-	if state == nil {
-		delete(c.snap.users, userID)
-	} else {
-		c.snap.users[userID] = state
-	}
-	c.mu.Unlock()
-	return nil
+	return out, nil
 }
 
 // RefreshDepartment reloads one department's categories.
 func (c *Checker) RefreshDepartment(ctx context.Context, departmentID string) error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	found := map[string]categorySet{}
-	if err := loadDepartments(c.db.WithContext(ctx).Raw(departmentQuery+" WHERE id = ?", departmentID), found); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	if set, ok := found[departmentID]; ok {
-		c.snap.departments[departmentID] = set
-	} else {
-		delete(c.snap.departments, departmentID)
-	}
-	c.mu.Unlock()
-	return nil
+	return c.publish(func(next *snapshot) error {
+		found := map[string]categorySet{}
+		if err := loadDepartments(ctx, c.db, departmentID, found); err != nil {
+			return err
+		}
+		depts := maps.Clone(next.departments)
+		if set, ok := found[departmentID]; ok {
+			depts[departmentID] = set
+		} else {
+			delete(depts, departmentID)
+		}
+		next.departments = depts
+		return nil
+	})
 }
 
-// ApplyLocation applies a committed change of the location tree.
+// ApplyLocation applies a committed change of the location tree: the tree
+// is cloned, changed and frozen (location changes are rare next to checks;
+// the clone costs O(locations)).
 func (c *Checker) ApplyLocation(ch location.Change) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.snap.tree.Apply(ch); err != nil {
+	return c.publish(func(next *snapshot) error {
+		return next.applyLocation(func(t *location.Tree) error { return t.Apply(ch) })
+	})
+}
+
+// applyLocation replaces next.tree by a changed copy.
+func (next *snapshot) applyLocation(change func(t *location.Tree) error) error {
+	t := next.tree.Clone()
+	if err := change(t); err != nil {
 		return fmt.Errorf("apply location change: %w", err)
 	}
+	next.tree = t.Freeze()
+	next.reindexDisabled()
 	return nil
 }

@@ -1,21 +1,32 @@
 package access
 
 import (
+	"hash/maphash"
+
 	"github.com/civicstack/townhall/location"
 )
 
 // snapshot is everything a decision needs, held in memory so that a check
-// never touches the database. The Checker guards it with a RWMutex; writers
-// build replacement parts off-lock and swap them in under the write lock, so
-// a check never observes a half-applied change.
+// never touches the database. A published snapshot is immutable: checks
+// load it with one atomic read and never wait for a writer; a writer builds
+// the next snapshot by copying the parts it changes (one shard of users,
+// the tree, a settings map) and publishes it with one atomic store, so a
+// check sees a change entirely or not at all.
 type snapshot struct {
 	reg  *compiled
-	tree *location.Tree
+	tree *location.Tree // frozen
 
-	users       map[string]*userState
+	users       userTable
 	departments map[string]categorySet // department ID → its categories
-	// disabled holds, per module, the municipalities where it is disabled.
-	disabled map[string]map[string]struct{}
+	// disabled holds, per module, the municipalities where it is disabled;
+	// disabledAt the same per municipality index, as a set of module
+	// indexes, for the check's single lookup.
+	disabled   map[string]map[string]struct{}
+	disabledAt map[int32]permSet
+	// disabledIn counts, per module index, the live municipalities that
+	// disable it; municipalities counts the live municipalities.
+	disabledIn     []int
+	municipalities int
 	// approvalOff holds the municipalities that do not require approval.
 	approvalOff map[string]struct{}
 
@@ -24,18 +35,121 @@ type snapshot struct {
 	sessions sessions                       // live impersonation sessions
 }
 
-// userState is one user's part of the snapshot. It is replaced whole on
-// every change to the user, its profiles or its grants, never mutated.
+// userShards splits the users so that a change copies 1/256 of them.
+const userShards = 256
+
+// userTable maps user IDs to their state, in shards copied on write.
+type userTable struct {
+	seed   maphash.Seed
+	shards *[userShards]map[string]*userState
+	n      int
+}
+
+func newUserTable() userTable {
+	var shards [userShards]map[string]*userState
+	for i := range shards {
+		shards[i] = map[string]*userState{}
+	}
+	return userTable{seed: maphash.MakeSeed(), shards: &shards}
+}
+
+func (t *userTable) shard(id string) int {
+	return int(maphash.String(t.seed, id) % userShards)
+}
+
+// get returns the state of user id.
+func (t *userTable) get(id string) (*userState, bool) {
+	u, ok := t.shards[t.shard(id)][id]
+	return u, ok
+}
+
+// len returns the number of users (deleted ones included).
+func (t *userTable) len() int { return t.n }
+
+// each calls fn for every user until fn returns false.
+func (t *userTable) each(fn func(id string, u *userState) bool) {
+	for _, m := range t.shards {
+		for id, u := range m {
+			if !fn(id, u) {
+				return
+			}
+		}
+	}
+}
+
+// with returns a table in which the users of changes have the given states
+// (nil removes), copying only the shards they fall in.
+func (t userTable) with(changes map[string]*userState) userTable {
+	shards := *t.shards
+	copied := map[int]bool{}
+	for id, u := range changes {
+		i := t.shard(id)
+		if !copied[i] {
+			m := make(map[string]*userState, len(shards[i])+1)
+			for k, v := range shards[i] {
+				m[k] = v
+			}
+			shards[i] = m
+			copied[i] = true
+		}
+		_, had := shards[i][id]
+		switch {
+		case u == nil && had:
+			delete(shards[i], id)
+			t.n--
+		case u != nil:
+			shards[i][id] = u
+			if !had {
+				t.n++
+			}
+		}
+	}
+	t.shards = &shards
+	return t
+}
+
+// put adds a user while the table is being built (not yet published).
+func (t *userTable) put(id string, u *userState) {
+	m := t.shards[t.shard(id)]
+	if _, had := m[id]; !had {
+		t.n++
+	}
+	m[id] = u
+}
+
+// userState is one user's part of the snapshot. It is built whole on every
+// change to the user, its profiles or its grants, and never mutated once
+// published.
 type userState struct {
 	deleted, active, superAdmin, technical bool
-	profiles                               map[string]*profileState // by location ID
-	grants                                 []grant                  // location "*" = platform grant
+	profiles                               []profileRef
+	grants                                 []grant // location "*" = platform grant
+	// platformPerms is the union of the permissions of the platform grants.
+	platformPerms permSet
+}
+
+// profileRef is a profile with the location it is at.
+type profileRef struct {
+	location string
+	loc      int32 // tree index, -1 when the location is not in the tree
+	p        *profileState
+}
+
+// profile returns the user's profile at location id.
+func (u *userState) profile(id string) (*profileState, bool) {
+	for i := range u.profiles {
+		if u.profiles[i].location == id {
+			return u.profiles[i].p, true
+		}
+	}
+	return nil, false
 }
 
 // grant is one role held at a location (or "*").
 type grant struct {
-	role     int // index into compiled.roles
-	location string
+	role     int    // index into compiled.roles
+	location string // location ID or "*"
+	loc      int32  // tree index of location, -1 for "*" or a location not in the tree
 }
 
 type profileState struct {
@@ -64,6 +178,9 @@ func newCategorySet(cats []string) categorySet {
 // department's sets where set, all categories where neither is. A record
 // with no category passes only when neither set restricts.
 func (s *snapshot) allowsCategory(p *profileState, category string) bool {
+	if p.allowed == nil && p.department == "" {
+		return true
+	}
 	dept := s.departments[p.department]
 	for _, set := range []categorySet{p.allowed, dept} {
 		if set == nil {
@@ -81,14 +198,37 @@ func (s *snapshot) unrestrictedCategories(p *profileState) bool {
 	return p.allowed == nil && s.departments[p.department] == nil
 }
 
-// anchor returns the user's profile at the nearest ancestor-or-self of loc.
+// anchor returns the user's profile at the nearest ancestor-or-self of
+// location loc, with that location's ID.
 func (s *snapshot) anchor(u *userState, loc string) (*profileState, string) {
-	for id := loc; id != ""; id, _ = s.tree.Parent(id) {
-		if p, ok := u.profiles[id]; ok {
-			return p, id
+	i, ok := s.tree.Index(loc)
+	if !ok {
+		return nil, ""
+	}
+	p, at := s.anchorAt(u, i)
+	if p == nil {
+		return nil, ""
+	}
+	return p, s.tree.IDIndex(at)
+}
+
+// anchorAt is anchor on tree indexes: a walk up at most the tree's depth,
+// testing the user's few profiles at each step.
+func (s *snapshot) anchorAt(u *userState, loc int32) (*profileState, int32) {
+	if len(u.profiles) == 0 {
+		return nil, -1
+	}
+	for i := loc; i >= 0; i = s.tree.ParentIndex(i) {
+		for k := range u.profiles {
+			r := &u.profiles[k]
+			// A profile whose location the state was built before (see
+			// grantLoc) is matched by ID.
+			if r.loc == i || r.loc < 0 && r.location == s.tree.IDIndex(i) {
+				return r.p, i
+			}
 		}
 	}
-	return nil, ""
+	return nil, -1
 }
 
 // moduleEnabled reports whether module is enabled in municipality (always
@@ -101,6 +241,16 @@ func (s *snapshot) moduleEnabled(module, municipality string) bool {
 	return !off
 }
 
+// moduleEnabledAt is moduleEnabled for a municipality's tree index (-1:
+// none) and a module index.
+func (s *snapshot) moduleEnabledAt(moduleIdx int, muni int32) bool {
+	if muni < 0 || len(s.disabledAt) == 0 {
+		return true
+	}
+	set, ok := s.disabledAt[muni]
+	return !ok || !set.has(moduleIdx)
+}
+
 // depth returns the depth of a live location (0 when unknown).
 func (s *snapshot) depth(id string) int {
 	d, _ := s.tree.Depth(id)
@@ -110,4 +260,106 @@ func (s *snapshot) depth(id string) int {
 // enabledEverywhere reports whether no municipality disables module.
 func (s *snapshot) enabledEverywhere(module string) bool {
 	return len(s.disabled[module]) == 0
+}
+
+// enabledEverywhereIdx is enabledEverywhere for a module index.
+func (s *snapshot) enabledEverywhereIdx(moduleIdx int) bool {
+	return s.disabledIn[moduleIdx] == 0
+}
+
+// enabledSomewhereIdx reports whether some live municipality has the
+// module enabled.
+func (s *snapshot) enabledSomewhereIdx(moduleIdx int) bool {
+	return s.municipalities > s.disabledIn[moduleIdx]
+}
+
+// withModuleEnabled returns copies of the module settings with module
+// enabled or disabled in municipality.
+func (s *snapshot) withModuleEnabled(municipality, module string, enabled bool) {
+	disabled := make(map[string]map[string]struct{}, len(s.disabled)+1)
+	for m, set := range s.disabled {
+		disabled[m] = set
+	}
+	set := make(map[string]struct{}, len(disabled[module])+1)
+	for k := range disabled[module] {
+		set[k] = struct{}{}
+	}
+	if enabled {
+		delete(set, municipality)
+	} else {
+		set[municipality] = struct{}{}
+	}
+	if len(set) == 0 {
+		delete(disabled, module)
+	} else {
+		disabled[module] = set
+	}
+	s.disabled = disabled
+	s.reindexDisabled()
+}
+
+// reindexDisabled rebuilds disabledAt, disabledIn and municipalities from
+// disabled and the tree (O(locations): it runs when the tree or a module
+// setting changes, never on a check).
+func (s *snapshot) reindexDisabled() {
+	s.municipalities = 0
+	for _, l := range s.tree.Locations() {
+		if l.Level == location.Municipality {
+			s.municipalities++
+		}
+	}
+	s.disabledIn = make([]int, len(s.reg.modules))
+	at := map[int32]permSet{}
+	for module, set := range s.disabled {
+		mi, ok := s.reg.moduleIx[module]
+		if !ok {
+			continue
+		}
+		for muni := range set {
+			i, ok := s.tree.Index(muni)
+			if !ok {
+				continue
+			}
+			s.disabledIn[mi]++
+			ps := at[i]
+			if ps == nil {
+				ps = newPermSet(len(s.reg.modules))
+				at[i] = ps
+			}
+			ps.add(mi)
+		}
+	}
+	s.disabledAt = at
+}
+
+// buildUser finishes a user's state once its rows are read: tree indexes
+// of its grants and profiles, and the union of its platform permissions.
+func (s *snapshot) buildUser(u *userState) {
+	u.platformPerms = nil
+	for i := range u.grants {
+		g := &u.grants[i]
+		g.loc = -1
+		if g.location == "*" {
+			if u.platformPerms == nil {
+				u.platformPerms = newPermSet(len(s.reg.actions))
+			}
+			u.platformPerms.union(s.reg.roles[g.role].perms)
+			continue
+		}
+		if i, ok := s.tree.Index(g.location); ok {
+			g.loc = i
+		}
+	}
+	for i := range u.profiles {
+		u.profiles[i].loc = -1
+		if ix, ok := s.tree.Index(u.profiles[i].location); ok {
+			u.profiles[i].loc = ix
+		}
+	}
+}
+
+// all returns every user, for the rare paths that scan them (location
+// deletion); it is a range-over-func iterator.
+func (t *userTable) all() func(yield func(string, *userState) bool) {
+	return func(yield func(string, *userState) bool) { t.each(yield) }
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,19 +88,14 @@ func (c *Checker) Sync(ctx context.Context) error {
 
 // reload replaces the whole snapshot with a fresh load.
 func (c *Checker) reload(ctx context.Context) error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	c.mu.RLock()
-	reg := c.snap.reg
-	c.mu.RUnlock()
-	snap, err := loadSnapshot(ctx, c.db, reg)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.snap = *snap
-	c.mu.Unlock()
-	return nil
+	return c.publish(func(next *snapshot) error {
+		snap, err := loadSnapshot(ctx, c.db, next.reg)
+		if err != nil {
+			return err
+		}
+		*next = *snap
+		return nil
+	})
 }
 
 // applyEvent brings the entities a change event names in step with the
@@ -143,7 +139,8 @@ func (c *Checker) applyEvent(ctx context.Context, ev audit.Event) error {
 }
 
 // syncLocation applies the current state of location id (and its subtree)
-// to the tree, and refreshes whoever held something in a deleted subtree.
+// to the tree and, for a deleted subtree, refreshes whoever held something
+// in it, all in one published snapshot.
 func (c *Checker) syncLocation(ctx context.Context, id string) error {
 	var (
 		loc      location.Location
@@ -160,40 +157,37 @@ func (c *Checker) syncLocation(ctx context.Context, id string) error {
 		return fmt.Errorf("read location: %w", err)
 	}
 	loc.ParentID = parent.String
-	c.mu.RLock()
-	current, known := c.snap.tree.Get(id)
-	var affected []string
-	if notFound || deleted != 0 {
-		for uid, u := range c.snap.users {
-			if u.holdsWithin(&c.snap, id) {
-				affected = append(affected, uid)
+	return c.publish(func(next *snapshot) error {
+		current, known := next.tree.Get(id)
+		switch {
+		case notFound || deleted != 0:
+			if !known {
+				return nil
 			}
-		}
-	}
-	c.mu.RUnlock()
-	switch {
-	case notFound || deleted != 0:
-		if known {
-			c.mu.Lock()
-			c.snap.tree.Remove(id)
-			c.mu.Unlock()
-		}
-		for _, uid := range affected {
-			if err := c.RefreshUser(ctx, uid); err != nil {
+			var affected []string
+			next.users.each(func(uid string, u *userState) bool {
+				if u.holdsWithin(next, id) {
+					affected = append(affected, uid)
+				}
+				return true
+			})
+			if err := next.applyLocation(func(t *location.Tree) error { t.Remove(id); return nil }); err != nil {
 				return err
 			}
+			changes, err := c.readUsers(ctx, next, affected)
+			if err != nil {
+				return err
+			}
+			next.users = next.users.with(changes)
+			next.orgs, next.links, err = loadAffiliations(ctx, c.db.WithContext(ctx))
+			return err
+		case !known:
+			return next.applyLocation(func(t *location.Tree) error { return t.Add(loc) })
+		case current.ParentID != loc.ParentID:
+			return next.applyLocation(func(t *location.Tree) error { return t.Move(id, loc.ParentID) })
 		}
-		return c.RefreshAffiliations(ctx)
-	case !known:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.snap.tree.Add(loc)
-	case current.ParentID != loc.ParentID:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.snap.tree.Move(id, loc.ParentID)
-	}
-	return nil
+		return nil
+	})
 }
 
 // syncMunicipality re-reads the module and approval settings of a
@@ -207,21 +201,23 @@ func (c *Checker) syncMunicipality(ctx context.Context, id string) error {
 	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&approval).Error; err != nil {
 		return fmt.Errorf("read municipality settings: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for module := range c.snap.disabled {
-		c.snap.setModuleEnabled(id, module, true)
-	}
-	for _, r := range modules {
-		c.snap.setModuleEnabled(id, r.Module, r.Enabled)
-	}
-	delete(c.snap.approvalOff, id)
-	for _, r := range approval {
-		if !r.ApprovalRequired {
-			c.snap.approvalOff[id] = struct{}{}
+	return c.publish(func(next *snapshot) error {
+		for module := range next.disabled {
+			next.withModuleEnabled(id, module, true)
 		}
-	}
-	return nil
+		for _, r := range modules {
+			next.withModuleEnabled(id, r.Module, r.Enabled)
+		}
+		off := maps.Clone(next.approvalOff)
+		delete(off, id)
+		for _, r := range approval {
+			if !r.ApprovalRequired {
+				off[id] = struct{}{}
+			}
+		}
+		next.approvalOff = off
+		return nil
+	})
 }
 
 // startSync runs the polling loop: every interval, and whenever Wake is
