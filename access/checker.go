@@ -157,9 +157,18 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, e
 	}); err != nil {
 		return nil, err
 	}
+	// Grants usually come clustered by user: remember the last one.
+	var lastID []byte
+	var last *userState
 	if err := scanGrants(ctx, db, reg, s.tree, "", func(userID []byte, g grant) {
-		if u, ok := s.users.get(string(userID)); ok && !u.deleted {
-			u.grants = append(u.grants, g)
+		if last == nil || !bytes.Equal(userID, lastID) {
+			last = nil
+			if u, ok := s.users.get(string(userID)); ok && !u.deleted {
+				last, lastID = u, append(lastID[:0], userID...)
+			}
+		}
+		if last != nil {
+			last.grants = append(last.grants, g)
 		}
 	}); err != nil {
 		return nil, err

@@ -333,27 +333,31 @@ func (s *snapshot) reindexDisabled() {
 }
 
 // buildUser finishes a user's state once its rows are read: tree indexes
-// of its grants and profiles, and the union of its platform permissions.
+// of grants and profiles not resolved yet, and the union of its platform
+// permissions.
 func (s *snapshot) buildUser(u *userState) {
 	u.platformPerms = nil
 	for i := range u.grants {
 		g := &u.grants[i]
-		g.loc = -1
 		if g.location == "*" {
+			g.loc = -1
 			if u.platformPerms == nil {
 				u.platformPerms = newPermSet(len(s.reg.actions))
 			}
 			u.platformPerms.union(s.reg.roles[g.role].perms)
 			continue
 		}
-		if i, ok := s.tree.Index(g.location); ok {
-			g.loc = i
+		if g.loc < 0 {
+			if i, ok := s.tree.Index(g.location); ok {
+				g.loc = i
+			}
 		}
 	}
 	for i := range u.profiles {
-		u.profiles[i].loc = -1
-		if ix, ok := s.tree.Index(u.profiles[i].location); ok {
-			u.profiles[i].loc = ix
+		if u.profiles[i].loc < 0 {
+			if ix, ok := s.tree.Index(u.profiles[i].location); ok {
+				u.profiles[i].loc = ix
+			}
 		}
 	}
 }
