@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	gormadapter "github.com/casbin/gorm-adapter/v3"
@@ -23,7 +22,32 @@ import (
 // subject, checks the rules of SPEC §3, writes the change together with its
 // audit event in one transaction, and updates the checker's snapshot before
 // it returns. A refused change returns an error matching ErrForbidden,
-// changes nothing and is audited with Allowed false.
+// changes nothing and is audited with Allowed false. Malformed or unknown
+// input returns a typed error (ErrInvalidInput, ErrUnknownRole,
+// users.ErrNotFound, location.ErrNotFound, ...) and is not audited: it names
+// no change.
+//
+// The rules, in short:
+//   - System() passes every permission rule; the invariants bind it too: the
+//     last active super admin cannot be unflagged, deactivated or deleted
+//     (ErrLastSuperAdmin), a super admin cannot remove their own flag,
+//     technical users are never super admins;
+//   - only super admins make or unmake super admins, grant reserved roles
+//     and grant platform roles;
+//   - a platform_admin grants and revokes any other role anywhere;
+//   - anyone else needs users:manage covering the location and may grant or
+//     revoke only a role whose permissions are a subset of their own there,
+//     counted as if every module were enabled; the categories of a new
+//     membership must lie within the actor's own effective categories there;
+//   - Approve and SetProfileActive need users:manage covering the location
+//     and that the actor could grant every role the target holds there;
+//   - SetUserActive, DeleteUser and AnonymizeUser need a super admin or a
+//     platform_admin; a platform_admin cannot act on a super admin or on a
+//     holder of a platform or reserved role (only super admins could end
+//     those).
+//
+// An impersonated actor acts with the target's rights, never the
+// impersonator's.
 type Admin struct {
 	c            *Checker
 	db           *gorm.DB
@@ -100,20 +124,42 @@ func actorID(s Subject) string {
 // SystemActorID is the ActorID audit events carry for System().
 const SystemActorID = "system"
 
-// refuse audits a refused change and returns err (which matches
-// ErrForbidden).
+// Refusal reasons recorded in the audit event of a refused change.
+const (
+	refusedForbidden      = "forbidden"
+	refusedLastSuperAdmin = "last_super_admin"
+)
+
+// refuse audits a refused change and returns err. Only refusals (errors
+// matching ErrForbidden) are audited; anything else is bad input, which
+// names no change, and is returned as it is.
 func (a *Admin) refuse(ctx context.Context, actor Subject, ch change, err error) error {
-	if rerr := a.audit.Record(ctx, ch.event(actor, false, refusalReason(err))); rerr != nil {
+	if !errors.Is(err, ErrForbidden) {
+		return err
+	}
+	reason := refusedForbidden
+	if errors.Is(err, ErrLastSuperAdmin) {
+		reason = refusedLastSuperAdmin
+	}
+	ev := ch.event(actor, false, reason)
+	var rerr error
+	if actor.UserID == "" && !actor.system {
+		// Record would fill an empty ActorID with "system"; an anonymous
+		// actor stays anonymous, as in anonymous decision events. The
+		// asynchronous writer keeps it, and Flush makes it durable before
+		// the refusal is returned.
+		if !a.audit.RecordAsync(ev) {
+			rerr = errors.New("audit buffer full or log closed")
+		} else {
+			rerr = a.audit.Flush(ctx)
+		}
+	} else {
+		rerr = a.audit.Record(ctx, ev)
+	}
+	if rerr != nil {
 		return errors.Join(err, fmt.Errorf("audit refusal: %w", rerr))
 	}
 	return err
-}
-
-func refusalReason(err error) string {
-	if errors.Is(err, ErrLastSuperAdmin) {
-		return "last_super_admin"
-	}
-	return "forbidden"
 }
 
 // apply runs write and the change's audit event in one transaction, then
@@ -143,10 +189,21 @@ type actorState struct {
 }
 
 // resolveActor validates the actor: System(), or an active user (an
-// impersonated actor acts with the target's rights, never the admin's).
+// impersonated actor acts with the target's rights, never the admin's). A
+// malformed actor is bad input (ErrInvalidInput); an anonymous, unknown,
+// deleted or inactive actor, or an impersonation that is not live, is a
+// refusal (ErrForbidden).
 func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) {
 	if actor.system {
 		return actorState{system: true}, nil
+	}
+	if actor.UserID != "" && !dbx.ValidID(actor.UserID) ||
+		actor.ImpersonatorID != "" && (actor.UserID == "" || !dbx.ValidID(actor.ImpersonatorID)) {
+		return actorState{}, fmt.Errorf("%w: malformed actor %q", ErrInvalidInput, truncateID(actor.UserID))
+	}
+	if actor.UserID == SystemActorID || actor.ImpersonatorID == SystemActorID {
+		// No user has the reserved ID; only System() acts as "system".
+		return actorState{}, fmt.Errorf("%w: %q is reserved for System()", ErrInvalidInput, SystemActorID)
 	}
 	if actor.UserID == "" {
 		return actorState{}, fmt.Errorf("%w: anonymous actor", ErrForbidden)
@@ -157,14 +214,15 @@ func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) 
 	}
 	if actor.ImpersonatorID != "" {
 		if err := a.c.liveImpersonation(snap, actor); err != nil {
-			return actorState{}, err
+			return actorState{}, fmt.Errorf("%w: %w", ErrForbidden, err)
 		}
 	}
 	st := actorState{user: u, superAdmin: u.superAdmin && !u.technical && actor.ImpersonatorID == ""}
-	pa, _ := snap.reg.role(RolePlatformAdmin)
-	for _, g := range u.grants {
-		if g.location == policy.PlatformDomain && g.role == pa {
-			st.platformAdmin = true
+	if pa, ok := snap.reg.role(RolePlatformAdmin); ok {
+		for _, g := range u.grants {
+			if g.location == policy.PlatformDomain && g.role == pa {
+				st.platformAdmin = true
+			}
 		}
 	}
 	return st, nil
@@ -176,7 +234,8 @@ func (st actorState) privileged() bool { return st.system || st.superAdmin || st
 
 // counting returns the actor's grants that count at loc (their location
 // covers loc, their anchor profile is active and approved) plus platform
-// grants, with the anchor profiles of the location grants.
+// grants, with the anchor profiles of the location grants (nil for
+// platform grants).
 func (snap *snapshot) counting(u *userState, loc string) (grants []grant, anchors []*profileState) {
 	for _, g := range u.grants {
 		if g.location == policy.PlatformDomain {
@@ -195,13 +254,11 @@ func (snap *snapshot) counting(u *userState, loc string) (grants []grant, anchor
 	return grants, anchors
 }
 
-// mayManage reports whether a non-privileged actor holds users:manage
-// covering loc.
-func (snap *snapshot) mayManage(u *userState, loc string) bool {
-	ai, err := snap.reg.action(ModuleUsers, "manage")
-	if err != nil {
-		return false
-	}
+// holds reports whether u holds action ai covering loc: through a platform
+// grant, or a counting grant at loc or one of its ancestors. Module
+// enablement does not matter. An empty loc (the top of the tree) is
+// covered by platform grants only.
+func (snap *snapshot) holds(u *userState, ai int, loc string) bool {
 	grants, _ := snap.counting(u, loc)
 	for _, g := range grants {
 		if snap.reg.roles[g.role].perms.has(ai) {
@@ -211,8 +268,40 @@ func (snap *snapshot) mayManage(u *userState, loc string) bool {
 	return false
 }
 
+// mayManage reports whether a non-privileged actor holds users:manage
+// covering loc.
+func (snap *snapshot) mayManage(u *userState, loc string) bool {
+	ai, err := snap.reg.action(ModuleUsers, "manage")
+	return err == nil && snap.holds(u, ai, loc)
+}
+
+// mayPerform checks that the actor may perform a platform action covering
+// every one of locs: System and super admins always may; anyone else needs
+// a grant allowing it (a platform grant, or a counting grant covering each
+// location).
+func (snap *snapshot) mayPerform(st actorState, module, action string, locs ...string) error {
+	if st.system || st.superAdmin {
+		return nil
+	}
+	ai, err := snap.reg.action(module, action)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	}
+	for _, loc := range locs {
+		if !snap.holds(st.user, ai, loc) {
+			where := fmt.Sprintf("%q", loc)
+			if loc == "" {
+				where = "the top level"
+			}
+			return fmt.Errorf("%w: needs %s:%s covering %s", ErrForbidden, module, action, where)
+		}
+	}
+	return nil
+}
+
 // ownPerms is the union of the permissions of the actor's grants counting
-// at loc, as if every module were enabled.
+// at loc. Permission sets ignore module enablement, so this counts as if
+// every module were enabled.
 func (snap *snapshot) ownPerms(u *userState, loc string) permSet {
 	out := newPermSet(len(snap.reg.actions))
 	grants, _ := snap.counting(u, loc)
@@ -222,7 +311,8 @@ func (snap *snapshot) ownPerms(u *userState, loc string) permSet {
 	return out
 }
 
-// mayGrant applies the grant rules of SPEC §3 for role ri at loc.
+// mayGrant applies the grant rules of SPEC §3 for role ri at loc (they
+// apply to revocation alike).
 func (snap *snapshot) mayGrant(st actorState, ri int, loc string) error {
 	role := snap.reg.roles[ri]
 	if role.platform || role.reserved {
@@ -247,7 +337,7 @@ func (snap *snapshot) mayGrant(st actorState, ri int, loc string) error {
 func (snap *snapshot) checkRolePlace(role, loc string) (int, error) {
 	ri, ok := snap.reg.role(role)
 	if !ok {
-		return 0, fmt.Errorf("%w %q", ErrUnknownRole, role)
+		return 0, fmt.Errorf("%w %q", ErrUnknownRole, truncateID(role))
 	}
 	platform := snap.reg.roles[ri].platform
 	switch {
@@ -256,20 +346,28 @@ func (snap *snapshot) checkRolePlace(role, loc string) (int, error) {
 	case loc != policy.PlatformDomain && platform:
 		return 0, fmt.Errorf("%w: %s is granted only platform-wide (\"*\")", ErrInvalidInput, role)
 	case loc != policy.PlatformDomain:
-		if !dbx.ValidID(loc) {
-			return 0, fmt.Errorf("%w: location %q", ErrInvalidInput, loc)
-		}
-		if _, ok := snap.tree.Get(loc); !ok {
-			return 0, fmt.Errorf("%w: %q", location.ErrNotFound, loc)
+		if err := snap.checkLocation(loc); err != nil {
+			return 0, err
 		}
 	}
 	return ri, nil
 }
 
+// checkLocation validates a live location ID.
+func (snap *snapshot) checkLocation(id string) error {
+	if !dbx.ValidID(id) {
+		return fmt.Errorf("%w: location %q", ErrInvalidInput, truncateID(id))
+	}
+	if _, ok := snap.tree.Get(id); !ok {
+		return fmt.Errorf("%w: %q", location.ErrNotFound, id)
+	}
+	return nil
+}
+
 // liveUser returns the snapshot state of a live (not deleted) user.
 func (snap *snapshot) liveUser(id string) (*userState, error) {
 	if !dbx.ValidID(id) {
-		return nil, fmt.Errorf("%w: user id %q", ErrInvalidInput, id)
+		return nil, fmt.Errorf("%w: user id %q", ErrInvalidInput, truncateID(id))
 	}
 	u, ok := snap.users.get(id)
 	if !ok || u.deleted {
@@ -308,36 +406,37 @@ func insertGrant(tx *gorm.DB, userID, role, loc string) error {
 // AddMember creates the membership's profile and its first grant in one
 // transaction. The profile starts unapproved when its place requires
 // approval (see SetApprovalRequired). The actor needs what Grant needs for
-// the role, and the membership's categories must lie within the actor's own
-// effective categories there.
+// the role, and the membership's effective categories must lie within the
+// actor's own effective categories there. A user has at most one profile
+// per location (users.ErrDuplicate).
 func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*users.Profile, error) {
+	m.Role = canonicalRole(m.Role)
 	ch := change{typ: audit.TypeMemberAdded, userID: m.UserID, location: m.LocationID, role: m.Role}
 	var approval bool
 	var denied error
 	err := a.snapshotRead(func(snap *snapshot) error {
-		if _, err := snap.liveUser(m.UserID); err != nil {
+		target, err := snap.liveUser(m.UserID)
+		if err != nil {
 			return err
+		}
+		if m.LocationID == policy.PlatformDomain {
+			return fmt.Errorf("%w: memberships are at locations, not platform-wide", ErrInvalidInput)
 		}
 		ri, err := snap.checkRolePlace(m.Role, m.LocationID)
 		if err != nil {
 			return err
 		}
-		if m.LocationID == policy.PlatformDomain {
-			return fmt.Errorf("%w: memberships are at locations", ErrInvalidInput)
+		if err := snap.checkMembership(target, m); err != nil {
+			return err
 		}
 		st, err := a.resolveActor(snap, actor)
-		if err != nil {
-			denied = err
-			return nil
+		if err == nil {
+			err = snap.mayGrant(st, ri, m.LocationID)
 		}
-		if err := snap.mayGrant(st, ri, m.LocationID); err != nil {
-			denied = err
-			return nil
+		if err == nil && !st.privileged() && !snap.categoriesWithin(st.user, m.LocationID, m.AllowedCategories, m.DepartmentID) {
+			err = fmt.Errorf("%w: categories beyond the actor's own", ErrForbidden)
 		}
-		if !st.privileged() && !snap.categoriesWithin(st.user, m.LocationID, m.AllowedCategories, m.DepartmentID) {
-			denied = fmt.Errorf("%w: categories beyond the actor's own", ErrForbidden)
-			return nil
-		}
+		denied = err
 		approval = snap.approvalRequired(m.LocationID)
 		return nil
 	})
@@ -359,11 +458,37 @@ func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*us
 		out = p
 		return insertGrant(tx, m.UserID, m.Role, m.LocationID)
 	}, m.UserID)
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkMembership validates what AddMember would otherwise learn only from
+// the store, so that bad input is never mistaken for a refusal.
+func (snap *snapshot) checkMembership(target *userState, m Membership) error {
+	for _, c := range m.AllowedCategories {
+		if !dbx.ValidID(c) {
+			return fmt.Errorf("%w: category %q", ErrInvalidInput, truncateID(c))
+		}
+	}
+	if m.DepartmentID != "" {
+		if !dbx.ValidID(m.DepartmentID) {
+			return fmt.Errorf("%w: department %q", ErrInvalidInput, truncateID(m.DepartmentID))
+		}
+		if _, ok := snap.departments[m.DepartmentID]; !ok {
+			return fmt.Errorf("%w: department %q", users.ErrNotFound, m.DepartmentID)
+		}
+	}
+	if _, ok := target.profile(m.LocationID); ok {
+		return fmt.Errorf("%w: user %q already has a profile at %q", users.ErrDuplicate, m.UserID, m.LocationID)
+	}
+	return nil
 }
 
 // categoriesWithin reports whether the effective categories of a new
-// membership lie within the actor's own effective categories at loc.
+// membership lie within the actor's own effective categories at loc (the
+// union over the anchor profiles of the actor's grants counting there).
 func (snap *snapshot) categoriesWithin(u *userState, loc string, allowed []string, department string) bool {
 	_, anchors := snap.counting(u, loc)
 	own := categorySet{}
@@ -418,19 +543,22 @@ func (snap *snapshot) approvalRequired(loc string) bool {
 // admins grant platform and reserved roles; a platform_admin grants any
 // other role anywhere; anyone else needs users:manage covering the location
 // and may grant only a role whose permissions there are a subset of their
-// own. Granting a role already held changes nothing.
+// own. Granting a role already held changes nothing (the grant is still
+// audited).
 func (a *Admin) Grant(ctx context.Context, actor Subject, userID, role, locationID string) error {
 	return a.changeGrant(ctx, actor, audit.TypeGrant, userID, role, locationID)
 }
 
 // Revoke takes role at locationID away from userID, under the rules of
-// Grant. Revoking a role not held changes nothing.
+// Grant. Revoking a role not held changes nothing (the revocation is still
+// audited).
 func (a *Admin) Revoke(ctx context.Context, actor Subject, userID, role, locationID string) error {
 	return a.changeGrant(ctx, actor, audit.TypeRevoke, userID, role, locationID)
 }
 
 func (a *Admin) changeGrant(ctx context.Context, actor Subject, typ, userID, role, loc string) error {
-	ch := change{typ: typ, userID: userID, location: loc, role: canonicalRole(role)}
+	role = canonicalRole(role)
+	ch := change{typ: typ, userID: userID, location: loc, role: role}
 	var denied error
 	err := a.snapshotRead(func(snap *snapshot) error {
 		if _, err := snap.liveUser(userID); err != nil {
@@ -458,22 +586,21 @@ func (a *Admin) changeGrant(ctx context.Context, actor Subject, typ, userID, rol
 			return insertGrant(tx, userID, role, loc)
 		}
 		row := grantRow(userID, role, loc)
-		return tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.Ptype, row.V0, row.V1, row.V2).
-			Delete(&gormadapter.CasbinRule{}).Error
+		if err := tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.Ptype, row.V0, row.V1, row.V2).
+			Delete(&gormadapter.CasbinRule{}).Error; err != nil {
+			return fmt.Errorf("delete grant: %w", err)
+		}
+		return nil
 	}, userID)
 }
 
 // mayManageProfile checks Approve and SetProfileActive: users:manage
-// covering the location and every role the target holds there grantable by
-// the actor.
+// covering the location, and every role the target holds there (every
+// grant anchored at that profile) one the actor could grant.
 func (snap *snapshot) mayManageProfile(st actorState, target *userState, loc string) error {
-	if st.privileged() {
-		return nil
-	}
-	if !snap.mayManage(st.user, loc) {
+	if !st.privileged() && !snap.mayManage(st.user, loc) {
 		return fmt.Errorf("%w: no users:manage covering %q", ErrForbidden, loc)
 	}
-	own := snap.ownPerms(st.user, loc)
 	for _, g := range target.grants {
 		if g.location == policy.PlatformDomain {
 			continue
@@ -481,22 +608,23 @@ func (snap *snapshot) mayManageProfile(st actorState, target *userState, loc str
 		if _, at := snap.anchor(target, g.location); at != loc {
 			continue
 		}
-		role := snap.reg.roles[g.role]
-		if role.platform || role.reserved || !role.perms.subsetOf(own) {
-			return fmt.Errorf("%w: target holds %s there", ErrForbidden, role.name)
+		if err := snap.mayGrant(st, g.role, g.location); err != nil {
+			return fmt.Errorf("target holds %s at %q: %w", snap.reg.roles[g.role].name, g.location, err)
 		}
 	}
 	return nil
 }
 
-// Approve approves the user's profile at locationID (idempotent).
+// Approve approves the user's profile at locationID (idempotent). The actor
+// needs users:manage covering the location and must be able to grant every
+// role the user holds there.
 func (a *Admin) Approve(ctx context.Context, actor Subject, userID, locationID string) error {
 	return a.profileFlag(ctx, actor, audit.TypeApprove, userID, locationID, true, a.profiles.SetApprovedTx)
 }
 
 // SetProfileActive activates or deactivates the user's profile at
 // locationID (temporary deactivation: grants stay and count again on
-// reactivation).
+// reactivation), under the rules of Approve.
 func (a *Admin) SetProfileActive(ctx context.Context, actor Subject, userID, locationID string, active bool) error {
 	return a.profileFlag(ctx, actor, audit.TypeProfileActive, userID, locationID, active, a.profiles.SetActiveTx)
 }
@@ -510,8 +638,8 @@ func (a *Admin) profileFlag(ctx context.Context, actor Subject, typ, userID, loc
 		if err != nil {
 			return err
 		}
-		if !dbx.ValidID(loc) {
-			return fmt.Errorf("%w: location %q", ErrInvalidInput, loc)
+		if err := snap.checkLocation(loc); err != nil {
+			return err
 		}
 		if _, ok := target.profile(loc); !ok {
 			return fmt.Errorf("%w: no profile of %q at %q", users.ErrNotFound, userID, loc)
@@ -532,115 +660,15 @@ func (a *Admin) profileFlag(ctx context.Context, actor Subject, typ, userID, loc
 	return a.apply(ctx, actor, ch, func(tx *gorm.DB) error { return set(ctx, tx, userID, loc, value) }, userID)
 }
 
-// SetUserActive activates or deactivates a user (super admins and
-// platform_admin). Only the flag changes: profiles, grants and links stay
-// and work again on reactivation. The last active super admin cannot be
-// deactivated.
-func (a *Admin) SetUserActive(ctx context.Context, actor Subject, userID string, active bool) error {
-	ch := change{typ: audit.TypeUserActive, userID: userID, details: map[string]any{"value": active}}
-	denied, err := a.lifecycleCheck(actor, userID, false)
-	if err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	return a.guardedApply(ctx, actor, ch, userID, !active, func(tx *gorm.DB) error {
-		return a.users.SetActiveTx(ctx, tx, userID, active)
-	})
-}
-
-// SetSuperAdmin sets or clears a user's super admin flag. Only super admins
-// (and System()) may; a super admin cannot clear their own flag; the last
-// active super admin cannot be unflagged; technical users are never super
-// admins.
-func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string, on bool) error {
-	ch := change{typ: audit.TypeSuperAdmin, userID: userID, details: map[string]any{"value": on}}
-	var denied error
-	err := a.snapshotRead(func(snap *snapshot) error {
-		target, err := snap.liveUser(userID)
-		if err != nil {
-			return err
-		}
-		st, err := a.resolveActor(snap, actor)
-		switch {
-		case err != nil:
-			denied = err
-		case !st.system && !st.superAdmin:
-			denied = fmt.Errorf("%w: only super admins make or unmake super admins", ErrForbidden)
-		case !on && actor.UserID == userID && !st.system:
-			denied = fmt.Errorf("%w: a super admin cannot remove their own flag", ErrForbidden)
-		case on && target.technical:
-			denied = fmt.Errorf("%w: technical users are never super admins", ErrForbidden)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	return a.guardedApply(ctx, actor, ch, userID, !on, func(tx *gorm.DB) error {
-		return a.users.SetSuperAdminTx(ctx, tx, userID, on)
-	})
-}
-
-// lifecycleCheck validates the target and checks that the actor is System,
-// a super admin or a platform_admin.
-func (a *Admin) lifecycleCheck(actor Subject, userID string, allowDeleted bool) (denied, err error) {
-	err = a.snapshotRead(func(snap *snapshot) error {
-		if !dbx.ValidID(userID) {
-			return fmt.Errorf("%w: user id %q", ErrInvalidInput, userID)
-		}
-		u, ok := snap.users.get(userID)
-		if !ok || (u.deleted && !allowDeleted) {
-			return fmt.Errorf("%w: %q", users.ErrNotFound, userID)
-		}
-		st, err := a.resolveActor(snap, actor)
-		if err == nil && !st.privileged() {
-			err = fmt.Errorf("%w: needs a super admin or platform_admin", ErrForbidden)
-		}
-		denied = err
-		return nil
-	})
-	return denied, err
-}
-
-// guardedApply is apply for changes that may remove an active super admin:
-// inside the transaction it re-counts active super admins under lock and
-// refuses (ErrLastSuperAdmin, audited) when none would remain.
-func (a *Admin) guardedApply(ctx context.Context, actor Subject, ch change, userID string, removes bool, write func(tx *gorm.DB) error) error {
-	err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
-		if err := write(tx); err != nil {
-			return err
-		}
-		if !removes {
-			return nil
-		}
-		n, err := a.users.CountActiveSuperAdmins(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ErrLastSuperAdmin
-		}
-		return nil
-	}, userID)
-	if errors.Is(err, ErrLastSuperAdmin) {
-		return a.refuse(ctx, actor, ch, err)
-	}
-	return err
-}
-
 // SetModuleEnabled enables or disables a non-platform module in a
-// municipality (modules:configure: super admins and platform grants).
+// municipality. The actor needs modules:configure covering the
+// municipality (by default: super admins and platform_admin).
 func (a *Admin) SetModuleEnabled(ctx context.Context, actor Subject, municipalityID, module string, enabled bool) error {
 	ch := change{typ: audit.TypeModuleEnabled, location: municipalityID, details: map[string]any{"module": module, "value": enabled}}
 	var denied error
 	err := a.snapshotRead(func(snap *snapshot) error {
 		if _, ok := snap.reg.actionIx[module]; !ok {
-			return fmt.Errorf("%w %q", ErrUnknownModule, module)
+			return fmt.Errorf("%w %q", ErrUnknownModule, truncateID(module))
 		}
 		if IsPlatformModule(module) {
 			return fmt.Errorf("%w: platform module %q cannot be disabled", ErrInvalidInput, module)
@@ -648,7 +676,11 @@ func (a *Admin) SetModuleEnabled(ctx context.Context, actor Subject, municipalit
 		if err := snap.checkMunicipality(municipalityID); err != nil {
 			return err
 		}
-		denied = a.mayConfigure(snap, actor)
+		st, err := a.resolveActor(snap, actor)
+		if err == nil {
+			err = snap.mayPerform(st, ModuleModules, "configure", municipalityID)
+		}
+		denied = err
 		return nil
 	})
 	if err != nil {
@@ -663,32 +695,13 @@ func (a *Admin) SetModuleEnabled(ctx context.Context, actor Subject, municipalit
 	if err != nil {
 		return err
 	}
-	return a.c.publish(func(next *snapshot) error {
-		next.withModuleEnabled(municipalityID, module, enabled)
-		return nil
-	})
-}
-
-// mayConfigure checks modules:configure: System, a super admin, or a
-// platform grant allowing it.
-func (a *Admin) mayConfigure(snap *snapshot, actor Subject) error {
-	st, err := a.resolveActor(snap, actor)
-	if err != nil {
-		return err
-	}
-	if st.system || st.superAdmin {
-		return nil
-	}
-	ai, _ := snap.reg.action(ModuleModules, "configure")
-	if _, ok := platformRole(snap, st.user, ai); ok {
-		return nil
-	}
-	return fmt.Errorf("%w: needs modules:configure", ErrForbidden)
+	return a.c.syncMunicipality(ctx, municipalityID)
 }
 
 // SetApprovalRequired sets whether new profiles at or below a municipality
 // start unapproved (the default). The actor needs users:manage covering the
-// municipality.
+// municipality: whoever may approve its staff may decide that they need no
+// approval, which gives nobody more than they could approve anyway.
 func (a *Admin) SetApprovalRequired(ctx context.Context, actor Subject, municipalityID string, required bool) error {
 	ch := change{typ: audit.TypeApprovalRequired, location: municipalityID, details: map[string]any{"value": required}}
 	var denied error
@@ -715,21 +728,12 @@ func (a *Admin) SetApprovalRequired(ctx context.Context, actor Subject, municipa
 	if err != nil {
 		return err
 	}
-	return a.c.publish(func(next *snapshot) error {
-		off := maps.Clone(next.approvalOff)
-		if required {
-			delete(off, municipalityID)
-		} else {
-			off[municipalityID] = struct{}{}
-		}
-		next.approvalOff = off
-		return nil
-	})
+	return a.c.syncMunicipality(ctx, municipalityID)
 }
 
 func (snap *snapshot) checkMunicipality(id string) error {
 	if !dbx.ValidID(id) {
-		return fmt.Errorf("%w: municipality %q", ErrInvalidInput, id)
+		return fmt.Errorf("%w: municipality %q", ErrInvalidInput, truncateID(id))
 	}
 	loc, ok := snap.tree.Get(id)
 	if !ok {

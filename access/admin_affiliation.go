@@ -2,7 +2,9 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -11,65 +13,98 @@ import (
 	"github.com/civicstack/townhall/internal/dbx"
 )
 
-// mayManageOrganisation checks users:manage covering the organisation's
-// location.
-func (a *Admin) mayManageOrganisation(snap *snapshot, actor Subject, orgID string) (error, error) {
-	if !dbx.ValidID(orgID) {
-		return nil, fmt.Errorf("%w: organisation %q", ErrInvalidInput, orgID)
-	}
-	org, ok := snap.orgs[orgID]
-	if !ok {
-		return nil, fmt.Errorf("%w: organisation %q", affiliation.ErrNotFound, orgID)
-	}
-	st, err := a.resolveActor(snap, actor)
-	if err != nil {
-		return err, nil
-	}
-	if !st.privileged() && !snap.mayManage(st.user, org.location) {
-		return fmt.Errorf("%w: no users:manage covering organisation %q", ErrForbidden, orgID), nil
-	}
-	return nil, nil
-}
-
-// Link links a user to an organisation (users:manage covering the
-// organisation).
+// Link affiliates l.UserID with organisation l.OrganisationID during
+// [l.ValidFrom, l.ValidTo) (nil bounds are open; a window in the past is
+// accepted as history). The actor needs users:manage covering the
+// organisation's location. A malformed ID or window is ErrInvalidInput, an
+// unknown organisation affiliation.ErrNotFound, an unknown or deleted user
+// users.ErrNotFound, a window overlapping another link of the pair
+// affiliation.ErrDuplicate. Audited as link.
 func (a *Admin) Link(ctx context.Context, actor Subject, l affiliation.Link) error {
-	ch := change{typ: audit.TypeLink, userID: l.UserID, details: map[string]any{"organisation": l.OrganisationID}}
-	return a.orgChange(ctx, actor, ch, l.OrganisationID, func(tx *gorm.DB) error {
+	details := map[string]any{"organisation": l.OrganisationID}
+	for key, t := range map[string]*time.Time{"valid_from": l.ValidFrom, "valid_to": l.ValidTo} {
+		if t != nil {
+			details[key] = t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+		}
+	}
+	ch := change{typ: audit.TypeLink, userID: l.UserID, details: details}
+	return a.linkChange(ctx, actor, ch, l.OrganisationID, func(tx *gorm.DB) error {
 		return a.affiliations.LinkTx(ctx, tx, l)
 	})
 }
 
-// Unlink ends a user's link to an organisation (users:manage covering the
-// organisation). The link is soft-deleted: history stays.
+// Unlink ends a user's affiliation with an organisation: the pair's live
+// and upcoming links are soft-deleted, past ones stay as history. The
+// actor needs users:manage covering the organisation's location. No live
+// or upcoming link is affiliation.ErrNotFound. Audited as unlink.
 func (a *Admin) Unlink(ctx context.Context, actor Subject, userID, organisationID string) error {
 	ch := change{typ: audit.TypeUnlink, userID: userID, details: map[string]any{"organisation": organisationID}}
-	return a.orgChange(ctx, actor, ch, organisationID, func(tx *gorm.DB) error {
+	return a.linkChange(ctx, actor, ch, organisationID, func(tx *gorm.DB) error {
 		return a.affiliations.UnlinkTx(ctx, tx, userID, organisationID)
 	})
 }
 
-// DeleteOrganisation deletes an organisation (users:manage covering it),
-// ends all its links and deactivates every user left with no live link and
-// no active profile, except super admins and platform grant holders.
+// linkChange runs a guarded change of one user's links to one
+// organisation.
+func (a *Admin) linkChange(ctx context.Context, actor Subject, ch change, orgID string, write func(tx *gorm.DB) error) error {
+	denied, err := a.organisationGuard(actor, orgID, &ch, true)
+	if err != nil {
+		return err
+	}
+	if denied != nil {
+		return a.refuse(ctx, actor, ch, denied)
+	}
+	err = a.apply(ctx, actor, ch, write)
+	if errors.Is(err, affiliation.ErrInvalidInput) {
+		err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	if err != nil {
+		return err
+	}
+	return a.c.RefreshAffiliations(ctx)
+}
+
+// DeleteOrganisation deletes an organisation (users:manage covering its
+// location) and, in the same transaction, ends all its links and
+// deactivates every user whose link to it was live and who is left with no
+// live link and no active profile, except super admins and users with a
+// platform grant (see affiliation.Store.DeleteOrganisation). Audited as
+// organisation_deleted, followed by one user_active event (value false,
+// cause organisation_deleted) per deactivated user.
 func (a *Admin) DeleteOrganisation(ctx context.Context, actor Subject, organisationID string) error {
 	ch := change{typ: audit.TypeOrganisationDeleted, details: map[string]any{"organisation": organisationID}}
+	denied, err := a.organisationGuard(actor, organisationID, &ch, false)
+	if err != nil {
+		return err
+	}
+	if denied != nil {
+		return a.refuse(ctx, actor, ch, denied)
+	}
 	var deactivated []string
-	err := a.orgChange(ctx, actor, ch, organisationID, func(tx *gorm.DB) error {
+	err = dbx.Tx(ctx, a.db, func(tx *gorm.DB) error {
 		var err error
-		deactivated, err = a.affiliations.DeleteOrganisationTx(ctx, tx, organisationID)
+		if deactivated, err = a.affiliations.DeleteOrganisationTx(ctx, tx, organisationID); err != nil {
+			return err
+		}
+		ch.details["deactivated"] = len(deactivated)
+		// Events last: recording locks the audit chain until the commit.
+		if err := a.audit.RecordTx(ctx, tx, ch.event(actor, true, "")); err != nil {
+			return err
+		}
 		for _, uid := range deactivated {
-			if err == nil {
-				f := false
-				err = a.audit.RecordTx(ctx, tx, audit.Event{
-					Type: audit.TypeUserActive, ActorID: actorID(actor), ImpersonatorID: actor.ImpersonatorID,
-					UserID: uid, Allowed: boolPtr(true), Details: map[string]any{"value": f, "cause": "organisation_deleted"},
-				})
+			off := change{typ: audit.TypeUserActive, userID: uid, details: map[string]any{
+				"value": false, "cause": audit.TypeOrganisationDeleted, "organisation": organisationID,
+			}}
+			if err := a.audit.RecordTx(ctx, tx, off.event(actor, true, "")); err != nil {
+				return err
 			}
 		}
-		return err
+		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.c.RefreshAffiliations(ctx); err != nil {
 		return err
 	}
 	for _, uid := range deactivated {
@@ -80,20 +115,31 @@ func (a *Admin) DeleteOrganisation(ctx context.Context, actor Subject, organisat
 	return nil
 }
 
-func (a *Admin) orgChange(ctx context.Context, actor Subject, ch change, orgID string, write func(tx *gorm.DB) error) error {
-	var denied error
-	if err := a.snapshotRead(func(snap *snapshot) error {
-		var err error
-		denied, err = a.mayManageOrganisation(snap, actor, orgID)
-		return err
-	}); err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	if err := a.apply(ctx, actor, ch, write); err != nil {
-		return err
-	}
-	return a.c.RefreshAffiliations(ctx)
+// organisationGuard validates the organisation (and, with withUser, the
+// change's user) against the snapshot, sets ch's location to the
+// organisation's, and checks that the actor holds users:manage covering
+// it. Bad input is err; a refusal is denied.
+func (a *Admin) organisationGuard(actor Subject, orgID string, ch *change, withUser bool) (denied, err error) {
+	err = a.snapshotRead(func(snap *snapshot) error {
+		if !dbx.ValidID(orgID) {
+			return fmt.Errorf("%w: organisation %q", ErrInvalidInput, orgID)
+		}
+		if withUser {
+			if _, err := snap.liveUser(ch.userID); err != nil {
+				return err
+			}
+		}
+		org, ok := snap.orgs[orgID]
+		if !ok {
+			return fmt.Errorf("%w: organisation %q", affiliation.ErrNotFound, orgID)
+		}
+		ch.location = org.location
+		st, err := a.resolveActor(snap, actor)
+		if err == nil && !st.privileged() && !snap.mayManage(st.user, org.location) {
+			err = fmt.Errorf("%w: no users:manage covering organisation %q", ErrForbidden, orgID)
+		}
+		denied = err
+		return nil
+	})
+	return denied, err
 }

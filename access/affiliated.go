@@ -22,27 +22,29 @@ func (w window) live(now time.Time) bool {
 	return (w.from.IsZero() || !now.Before(w.from)) && (w.to.IsZero() || now.Before(w.to))
 }
 
-// affiliated reports whether the resource's organisation has a live link to
-// u with module among its services, and lies in the subtree of the grant's
-// location (SPEC §2 step 8, affiliated actions).
-func (c *Checker) affiliated(snap *snapshot, u *userState, userID string, res *Resource, grantLoc, module string) (inScope, linked bool) {
+// affiliated is the rule of affiliated actions (SPEC §2 step 8), used
+// instead of the location rule: the resource's organisation must have a
+// live link to the user (at the checker's clock) and module among its
+// services (linked), and lie in the subtree of the grant's location
+// (inScope). Both are reported, so that the denial reason follows the
+// precedence of step 9 (not affiliated before out of scope). An empty or
+// unknown organisation is neither linked nor in scope.
+func (c *Checker) affiliated(snap *snapshot, _ *userState, userID string, res *Resource, grantLoc, module string) (inScope, linked bool) {
 	org, ok := snap.orgs[res.OrganisationID]
 	if res.OrganisationID == "" || !ok {
-		return true, false
+		return false, false
 	}
-	if !snap.tree.IsWithin(org.location, grantLoc) {
-		return false, true
-	}
+	inScope = snap.tree.IsWithin(org.location, grantLoc)
 	if _, ok := org.services[module]; !ok {
-		return true, false
+		return inScope, false
 	}
 	now := c.now()
 	for _, w := range snap.links[userID][res.OrganisationID] {
 		if w.live(now) {
-			return true, true
+			return inScope, true
 		}
 	}
-	return true, false
+	return inScope, false
 }
 
 // loadAffiliations reads live organisations and non-deleted links.

@@ -7,26 +7,54 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/users"
 )
+
+// Impersonation: an active super admin acts as another user, with every one
+// of that user's restrictions, through an opaque token.
+//
+// The token is "thi_" followed by 256 random bits in unpadded base64url. Only
+// its SHA-256 is stored (the token has full entropy, so a fast hash is
+// enough) and looked up; the stored hash is then compared in constant time.
+// The snapshot holds the sessions that have not ended, so resolving a token
+// and checking an impersonated subject never touch the database.
+//
+// A session is live while it has not ended (StopImpersonation, or its admin
+// losing the flag, being deactivated or deleted, or its target being
+// deleted: each ends it in the database, for good), has not expired, its
+// admin is an active interactive super admin and its target a live user who
+// is neither a super admin nor a technical user.
 
 // SessionsTable holds impersonation sessions.
 const SessionsTable = "townhall_impersonation_sessions"
 
-// DefaultImpersonationTTL is the lifetime of a session started with ttl 0.
+// DefaultImpersonationTTL is the lifetime of a session started with ttl 0
+// (capped by the configured maximum).
 const DefaultImpersonationTTL = time.Hour
 
-const tokenPrefix = "thi_"
+// MaxImpersonationReason is the longest reason Impersonate accepts, in
+// characters.
+const MaxImpersonationReason = 500
+
+const (
+	tokenPrefix = "thi_"
+	tokenLen    = len(tokenPrefix) + 43 // 32 bytes in unpadded base64url
+)
 
 // sessionRow is an impersonation session as stored: only the SHA-256 of
-// its token (256 random bits, so a fast hash suffices).
+// its token.
 type sessionRow struct {
 	ID        string     `gorm:"primaryKey;size:64"`
 	TokenHash string     `gorm:"size:64;not null;uniqueIndex:idx_townhall_sessions_token"`
@@ -42,41 +70,53 @@ func (sessionRow) TableName() string { return SessionsTable }
 
 // sessionState is a session as the snapshot holds it.
 type sessionState struct {
+	id            string
 	hash          [32]byte
 	admin, target string
 	expires       time.Time
 }
 
-// sessions are the live (not ended) impersonation sessions by token hash.
-type sessions map[string]sessionState
+// sessions are the sessions that have not ended, by hex token hash, and
+// the latest expiry of each (admin, target) pair, so that checking an
+// impersonated subject is one map lookup. The zero value holds none.
+type sessions struct {
+	byHash map[string]sessionState
+	byPair map[sessionPair]time.Time
+}
 
-// pair returns whether a session of admin impersonating target is live at now.
+type sessionPair struct{ admin, target string }
+
+// pair returns whether an unexpired session of admin impersonating target
+// exists at now.
 func (ss sessions) pair(admin, target string, now time.Time) bool {
-	for _, s := range ss {
-		if s.admin == admin && s.target == target && now.Before(s.expires) {
-			return true
-		}
-	}
-	return false
+	return now.Before(ss.byPair[sessionPair{admin, target}])
 }
 
 func loadSessions(ctx context.Context, db *gorm.DB) (sessions, error) {
 	var rows []sessionRow
 	if err := db.WithContext(ctx).Where("ended_at IS NULL").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("load impersonation sessions: %w", err)
+		return sessions{}, fmt.Errorf("load impersonation sessions: %w", err)
 	}
-	out := make(sessions, len(rows))
+	out := sessions{byHash: make(map[string]sessionState, len(rows)), byPair: map[sessionPair]time.Time{}}
 	for _, r := range rows {
-		var h [32]byte
-		if b, err := hex.DecodeString(r.TokenHash); err == nil && len(b) == 32 {
-			copy(h[:], b)
+		b, err := hex.DecodeString(r.TokenHash)
+		if err != nil || len(b) != sha256.Size {
+			continue // not a hash this package wrote: no token can match it
 		}
-		out[r.TokenHash] = sessionState{hash: h, admin: r.AdminID, target: r.TargetID, expires: r.ExpiresAt}
+		var h [32]byte
+		copy(h[:], b)
+		out.byHash[r.TokenHash] = sessionState{id: r.ID, hash: h, admin: r.AdminID, target: r.TargetID, expires: r.ExpiresAt}
+		k := sessionPair{r.AdminID, r.TargetID}
+		if r.ExpiresAt.After(out.byPair[k]) {
+			out.byPair[k] = r.ExpiresAt
+		}
 	}
 	return out, nil
 }
 
-// refreshSessions reloads the live sessions.
+// refreshSessions reloads the sessions that have not ended. Expired ones
+// stay in memory (lookups refuse them): the refresh may run on the sync
+// goroutine, which never reads the injected clock.
 func (c *Checker) refreshSessions(ctx context.Context) error {
 	return c.publish(func(next *snapshot) error {
 		ss, err := loadSessions(ctx, c.db)
@@ -89,59 +129,58 @@ func (c *Checker) refreshSessions(ctx context.Context) error {
 }
 
 // liveImpersonation checks that a subject carrying an ImpersonatorID
-// matches a live session whose admin is still an active super admin.
+// matches a live session (see the top of this file).
 func (c *Checker) liveImpersonation(snap *snapshot, s Subject) error {
 	if !snap.sessions.pair(s.ImpersonatorID, s.UserID, c.now()) {
-		return ErrInvalidToken
+		return fmt.Errorf("%w: no live session of %q impersonating %q", ErrInvalidToken, s.ImpersonatorID, s.UserID)
 	}
 	admin, ok := snap.users.get(s.ImpersonatorID)
-	if !ok || admin.deleted || !admin.active || !admin.superAdmin {
-		return ErrInvalidToken
+	if !ok || admin.deleted || !admin.active || !admin.superAdmin || admin.technical {
+		return fmt.Errorf("%w: %q is no longer an active super admin", ErrInvalidToken, s.ImpersonatorID)
+	}
+	target, ok := snap.users.get(s.UserID)
+	if !ok || target.deleted || target.superAdmin || target.technical {
+		return fmt.Errorf("%w: %q can no longer be impersonated", ErrInvalidToken, s.UserID)
 	}
 	return nil
 }
 
 // Impersonate starts a session in which actor, an active super admin, acts
-// as targetUserID with all of the target's restrictions. It returns an
-// opaque token (256 random bits; only its hash is stored) for
-// ResolveImpersonation. Never of another super admin or a technical user,
-// never nested, always with a reason; ttl 0 means one hour and ttl may not
-// exceed the configured maximum. The session ends on StopImpersonation,
-// expiry, the admin losing the flag or being deactivated, or the target
-// being deleted.
+// as targetUserID with all of the target's restrictions (no super admin
+// bypass), and returns its token for ResolveImpersonation. Only the token's
+// hash is stored: the token is shown once.
+//
+// Never of another super admin or a technical user, never of oneself, never
+// nested (an impersonated actor cannot impersonate), always with a reason
+// (1-500 characters, no control characters other than tab and newline).
+// ttl 0 means DefaultImpersonationTTL capped by the configured maximum
+// (townhall.WithMaxImpersonationTTL); a negative ttl or one above the
+// maximum is ErrInvalidInput. An unknown or deleted target is
+// users.ErrNotFound. A refusal matches ErrForbidden and is audited; a
+// start is audited as impersonation_start (ActorID the admin, UserID the
+// target, the reason and session ID in its details).
+//
+// The session ends on StopImpersonation, on expiry, when the admin loses
+// the super admin flag, is deactivated or deleted, or when the target is
+// deleted; it never comes back. While the target is a super admin (made
+// one after the start) the session is refused.
 func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, reason string, ttl time.Duration) (string, error) {
-	ch := change{typ: audit.TypeImpersonationStart, userID: targetUserID, details: map[string]any{"reason": reason}}
 	reason = strings.TrimSpace(reason)
-	if reason == "" || len(reason) > 500 {
-		return "", fmt.Errorf("%w: a reason of 1-500 characters is required", ErrInvalidInput)
+	if err := checkReason(reason); err != nil {
+		return "", err
 	}
-	if ttl == 0 {
-		ttl = DefaultImpersonationTTL
+	ttl, err := a.impersonationTTL(ttl)
+	if err != nil {
+		return "", err
 	}
-	if ttl < 0 || ttl > a.maxTTL {
-		return "", fmt.Errorf("%w: ttl must be within (0, %s]", ErrInvalidInput, a.maxTTL)
-	}
+	ch := change{typ: audit.TypeImpersonationStart, userID: targetUserID, details: map[string]any{"reason": reason}}
 	var denied error
 	if err := a.snapshotRead(func(snap *snapshot) error {
 		target, err := snap.liveUser(targetUserID)
 		if err != nil {
 			return err
 		}
-		st, err := a.resolveActor(snap, actor)
-		switch {
-		case err != nil:
-			denied = err
-		case actor.ImpersonatorID != "":
-			denied = fmt.Errorf("%w: impersonation is never nested", ErrForbidden)
-		case !st.superAdmin:
-			denied = fmt.Errorf("%w: only active super admins impersonate", ErrForbidden)
-		case target.superAdmin:
-			denied = fmt.Errorf("%w: super admins are never impersonated", ErrForbidden)
-		case target.technical:
-			denied = fmt.Errorf("%w: technical users are never impersonated", ErrForbidden)
-		case actor.UserID == targetUserID:
-			denied = fmt.Errorf("%w: cannot impersonate oneself", ErrForbidden)
-		}
+		denied = a.mayImpersonate(snap, actor, targetUserID, target)
 		return nil
 	}); err != nil {
 		return "", err
@@ -149,6 +188,7 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 	if denied != nil {
 		return "", a.refuse(ctx, actor, ch, denied)
 	}
+
 	var secret [32]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return "", fmt.Errorf("impersonate: %w", err)
@@ -162,7 +202,22 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 	}
 	ch.details["session"] = row.ID
 	ch.details["expires_at"] = row.ExpiresAt.Format(time.RFC3339Nano)
-	if err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error { return tx.Create(&row).Error }); err != nil {
+	err = a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
+		// The snapshot may lag a concurrent change of either user: re-check
+		// the rows under lock, so that a session cannot be created after
+		// the admin's flag was removed (which ends their sessions).
+		if err := recheckImpersonation(tx, actor.UserID, targetUserID); err != nil {
+			return err
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			return fmt.Errorf("write impersonation session: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrForbidden) {
+		return "", a.refuse(ctx, actor, ch, err)
+	}
+	if err != nil {
 		return "", err
 	}
 	if err := a.c.refreshSessions(ctx); err != nil {
@@ -171,10 +226,104 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 	return token, nil
 }
 
+// mayImpersonate applies the rules of Impersonate to the snapshot.
+func (a *Admin) mayImpersonate(snap *snapshot, actor Subject, targetID string, target *userState) error {
+	st, err := a.resolveActor(snap, actor)
+	switch {
+	case err != nil:
+		return err
+	case actor.ImpersonatorID != "":
+		return fmt.Errorf("%w: impersonation is never nested", ErrForbidden)
+	case st.system || !st.superAdmin:
+		return fmt.Errorf("%w: only active super admins impersonate", ErrForbidden)
+	case actor.UserID == targetID:
+		return fmt.Errorf("%w: cannot impersonate oneself", ErrForbidden)
+	case target.superAdmin:
+		return fmt.Errorf("%w: super admins are never impersonated", ErrForbidden)
+	case target.technical:
+		return fmt.Errorf("%w: technical users are never impersonated", ErrForbidden)
+	}
+	return nil
+}
+
+// recheckImpersonation re-reads the admin and the target inside tx, locking
+// their rows, and refuses when the admin is no longer an active interactive
+// super admin or the target is gone, a super admin or technical. The admin
+// is locked first, as Admin's guarded changes lock super admins before any
+// other user, so the two never wait on each other in a cycle.
+func recheckImpersonation(tx *gorm.DB, adminID, targetID string) error {
+	lock := " FOR UPDATE"
+	if dbx.DialectOf(tx) == dbx.SQLite {
+		lock = "" // one writer at a time
+	}
+	type userRow struct {
+		Kind         string
+		IsActive     bool
+		IsSuperAdmin bool
+	}
+	read := func(id string) (*userRow, error) {
+		var rows []userRow
+		err := tx.Raw("SELECT kind, is_active, is_super_admin FROM "+users.UsersTable+
+			" WHERE id = ? AND deleted_at IS NULL"+lock, id).Scan(&rows).Error
+		if err != nil {
+			return nil, fmt.Errorf("read user: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil, nil
+		}
+		return &rows[0], nil
+	}
+	admin, err := read(adminID)
+	if err != nil {
+		return err
+	}
+	if admin == nil || !admin.IsActive || !admin.IsSuperAdmin || admin.Kind == string(users.Technical) {
+		return fmt.Errorf("%w: %q is no longer an active super admin", ErrForbidden, adminID)
+	}
+	target, err := read(targetID)
+	if err != nil {
+		return err
+	}
+	if target == nil || target.IsSuperAdmin || target.Kind == string(users.Technical) {
+		return fmt.Errorf("%w: %q can no longer be impersonated", ErrForbidden, targetID)
+	}
+	return nil
+}
+
+// checkReason validates an impersonation reason (already trimmed).
+func checkReason(reason string) error {
+	if reason == "" {
+		return fmt.Errorf("%w: impersonation needs a reason", ErrInvalidInput)
+	}
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxImpersonationReason {
+		return fmt.Errorf("%w: the reason must be valid text of at most %d characters", ErrInvalidInput, MaxImpersonationReason)
+	}
+	if strings.IndexFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
+		return fmt.Errorf("%w: the reason contains control characters", ErrInvalidInput)
+	}
+	return nil
+}
+
+// impersonationTTL resolves ttl 0 to the default (capped by the maximum)
+// and refuses negative values and values above the maximum.
+func (a *Admin) impersonationTTL(ttl time.Duration) (time.Duration, error) {
+	if ttl == 0 {
+		return min(DefaultImpersonationTTL, a.maxTTL), nil
+	}
+	if ttl < 0 || ttl > a.maxTTL {
+		return 0, fmt.Errorf("%w: impersonation ttl %s outside (0, %s]", ErrInvalidInput, ttl, a.maxTTL)
+	}
+	return ttl, nil
+}
+
 // ResolveImpersonation returns the subject a token stands for:
-// Subject{UserID: target, ImpersonatorID: admin}. An expired, stopped,
-// unknown or forged token, an admin who is no longer an active super admin,
-// or a deleted target give ErrInvalidToken.
+// Subject{UserID: target, ImpersonatorID: admin}. An empty, garbled,
+// forged, unknown, expired or stopped token, or a session that is no
+// longer live (see Impersonate) gives ErrInvalidToken. It reads only the
+// in-memory snapshot.
+//
+// The token is a bearer credential of the admin: hosts should accept it
+// only from the admin's own signed-in session (ImpersonationHeader does).
 func (a *Admin) ResolveImpersonation(ctx context.Context, token string) (Subject, error) {
 	snap := a.c.snapshot()
 	sess, ok := a.c.lookupSession(snap, token)
@@ -185,52 +334,131 @@ func (a *Admin) ResolveImpersonation(ctx context.Context, token string) (Subject
 	if err := a.c.liveImpersonation(snap, s); err != nil {
 		return Subject{}, err
 	}
-	if t, ok := snap.users.get(sess.target); !ok || t.deleted {
-		return Subject{}, ErrInvalidToken
-	}
 	return s, nil
 }
 
-// lookupSession finds the live session of token, comparing hashes in
-// constant time.
+// lookupSession finds the unexpired session of token, comparing hashes in
+// constant time. The caller holds the read lock.
 func (c *Checker) lookupSession(snap *snapshot, token string) (sessionState, bool) {
-	if !strings.HasPrefix(token, tokenPrefix) || len(token) != len(tokenPrefix)+43 {
+	if len(token) != tokenLen || !strings.HasPrefix(token, tokenPrefix) {
 		return sessionState{}, false
 	}
 	sum := sha256.Sum256([]byte(token))
-	sess, ok := snap.sessions[hex.EncodeToString(sum[:])]
+	sess, ok := snap.sessions.byHash[hex.EncodeToString(sum[:])]
 	if !ok || subtle.ConstantTimeCompare(sess.hash[:], sum[:]) != 1 || !c.now().Before(sess.expires) {
 		return sessionState{}, false
 	}
 	return sess, true
 }
 
-// StopImpersonation ends the session of token. Stopping an unknown,
-// expired or stopped token gives ErrInvalidToken.
+// StopImpersonation ends the session of token for good. It is audited as
+// impersonation_stop with the admin as actor. An empty, garbled, forged,
+// unknown, expired or already stopped token gives ErrInvalidToken. A
+// session that is no longer live for another reason (its admin lost the
+// flag, say) can still be stopped.
 func (a *Admin) StopImpersonation(ctx context.Context, token string) error {
 	sess, ok := a.c.lookupSession(a.c.snapshot(), token)
 	if !ok {
 		return ErrInvalidToken
 	}
 	actor := Subject{UserID: sess.admin}
-	ch := change{typ: audit.TypeImpersonationStop, userID: sess.target}
-	sum := sha256.Sum256([]byte(token))
-	now := a.now().UTC()
-	if err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
-		return tx.Model(&sessionRow{}).Where("token_hash = ? AND ended_at IS NULL", hex.EncodeToString(sum[:])).
-			Update("ended_at", now).Error
-	}); err != nil {
-		return err
+	ch := change{typ: audit.TypeImpersonationStop, userID: sess.target, details: map[string]any{"session": sess.id, "admin": sess.admin, "cause": "stopped"}}
+	now := a.now().UTC().Truncate(time.Microsecond)
+	err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
+		res := tx.Model(&sessionRow{}).Where("id = ? AND ended_at IS NULL", sess.id).Update("ended_at", now)
+		if res.Error != nil {
+			return fmt.Errorf("end impersonation session: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrInvalidToken // ended meanwhile, here or in another process
+		}
+		return nil
+	})
+	if rerr := a.c.refreshSessions(ctx); err == nil {
+		err = rerr
 	}
-	return a.c.refreshSessions(ctx)
+	return err
 }
 
 // endSessionsTx ends every session in which userID is admin or target.
 func endSessionsTx(tx *gorm.DB, userID string, now time.Time) error {
 	err := tx.Model(&sessionRow{}).Where("(admin_id = ? OR target_id = ?) AND ended_at IS NULL", userID, userID).
-		Update("ended_at", now.UTC()).Error
+		Update("ended_at", now.UTC().Truncate(time.Microsecond)).Error
 	if err != nil {
 		return fmt.Errorf("end impersonation sessions: %w", err)
 	}
 	return nil
+}
+
+// endAdminSessionsTx ends, inside tx, the sessions of admin userID that
+// have not ended, and records an impersonation_stop event (cause
+// "admin_revoked") for each one that had not expired yet. Admin calls it in
+// every change that stops userID being an active super admin, so that a
+// session never comes back with the flag or the activity. Call
+// refreshSessions after the commit.
+func (a *Admin) endAdminSessionsTx(ctx context.Context, tx *gorm.DB, actor Subject, userID string) error {
+	return a.endSessionsWhereTx(ctx, tx, actor, "admin_id", userID, "admin_revoked")
+}
+
+// endSessionsWhereTx ends the sessions whose column (admin_id or
+// target_id) is userID, with an impersonation_stop event per unexpired one.
+func (a *Admin) endSessionsWhereTx(ctx context.Context, tx *gorm.DB, actor Subject, column, userID, cause string) error {
+	now := a.now().UTC().Truncate(time.Microsecond)
+	var rows []sessionRow
+	if err := tx.Where(column+" = ? AND ended_at IS NULL", userID).Order("id").Find(&rows).Error; err != nil {
+		return fmt.Errorf("read impersonation sessions: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	if err := tx.Model(&sessionRow{}).Where("id IN ?", ids).Update("ended_at", now).Error; err != nil {
+		return fmt.Errorf("end impersonation sessions: %w", err)
+	}
+	for _, r := range rows {
+		if !now.Before(r.ExpiresAt) {
+			continue // it had already died of old age
+		}
+		ch := change{typ: audit.TypeImpersonationStop, userID: r.TargetID,
+			details: map[string]any{"session": r.ID, "admin": r.AdminID, "cause": cause}}
+		if err := a.audit.RecordTx(ctx, tx, ch.event(actor, true, "")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ImpersonationHeader returns net/http middleware for hosts that let super
+// admins impersonate: when a request carries an impersonation token in
+// header name, the subject in the request context (put there by the host's
+// own authentication with WithSubject) must be the session's admin, signed
+// in as themselves; the middleware then replaces it by the impersonated
+// subject, so that Require, Check and the filters apply the target's
+// restrictions and handlers find the admin with ImpersonatorFrom. A request
+// without the header passes unchanged. A token that does not resolve
+// (ResolveImpersonation), or that belongs to another admin than the
+// signed-in subject, is answered 401 with an RFC 9457 body. Place it after
+// the host's authentication and before Require.
+func (a *Admin) ImpersonationHeader(name string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			token := r.Header.Get(name)
+			if token == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ctx := r.Context()
+			signedIn, _ := SubjectFrom(ctx)
+			s, err := a.ResolveImpersonation(ctx, token)
+			if err != nil || signedIn.system || signedIn.ImpersonatorID != "" ||
+				subtle.ConstantTimeCompare([]byte(signedIn.UserID), []byte(s.ImpersonatorID)) != 1 {
+				problem(w, http.StatusUnauthorized, "Unauthorized", "invalid impersonation token")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithSubject(ctx, s)))
+		})
+	}
 }

@@ -21,13 +21,15 @@ import (
 //   - every live location minus the subtrees of a set of excluded
 //     locations (LiveFilter).
 //
-// Subtrees are read at query time from the closure table (PathsTable), so
-// the SQL grows with the number of roots and exclusions, never with the
-// size of the subtrees, and a move or delete of a location changes what an
-// existing Filter selects at once; Contains follows the same Tree the
-// filter was built on, which the checker keeps in step with the database.
-// Rows whose location is NULL, unknown or deleted are only in unrestricted
-// filters. A Filter is an immutable value, safe for concurrent use.
+// Scope reads subtrees from the closure table (PathsTable) when the query
+// runs, so its SQL grows with the number of roots and exclusions, never
+// with the size of the subtrees, and a move or delete of a location changes
+// what it selects at once. Contains answers from the Tree the filter was
+// built on (for the checker, its snapshot). The two agree when the filter
+// is built; build one per request rather than keeping it across tree
+// changes. Rows whose location is NULL, unknown or deleted are only in
+// unrestricted filters. A Filter is an immutable value, safe for concurrent
+// use.
 type Filter struct {
 	kind    filterKind
 	tree    *Tree
@@ -149,7 +151,7 @@ func (f Filter) Contains(locationID string) bool {
 // unfiltered. The table must live in the database of the location tables.
 func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 	return func(db *gorm.DB) *gorm.DB {
-		cond, err := f.Condition(column)
+		cond, err := f.Condition(db, column)
 		if err != nil {
 			_ = db.AddError(err)
 			return db
@@ -161,12 +163,18 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 	}
 }
 
-// Condition returns the filter's condition on column as a GORM clause
-// expression, for combining with other conditions; nil means no condition
-// (an unrestricted filter). Column follows the rules of Scope; an invalid
-// one is an error wrapping ErrInvalidInput. The expression carries its own
-// parentheses, and every value in it is a bound parameter.
-func (f Filter) Condition(column string) (clause.Expression, error) {
+// Condition returns the filter's condition on column, for the database of
+// db, as a GORM clause expression to combine with other conditions; nil
+// means no condition (an unrestricted filter). Column follows the rules of
+// Scope; an invalid one is an error wrapping ErrInvalidInput. The
+// expression carries its own parentheses, and every value in it is a bound
+// parameter.
+//
+// IDs compare byte for byte on every database: on MySQL and MariaDB, whose
+// collations may ignore case or trailing spaces, the column is compared as
+// a binary string (CAST(column AS BINARY)), which keeps an index on the
+// column from serving the subquery.
+func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error) {
 	var col clause.Column
 	if column != "" {
 		var ok bool
@@ -180,17 +188,40 @@ func (f Filter) Condition(column string) (clause.Expression, error) {
 	case f.kind == filterEmpty || column == "":
 		return clause.Expr{SQL: falseSQL}, nil
 	}
+	mysql := db != nil && dbx.DialectOf(db) == dbx.MySQL
 	var in clause.Expression
 	if f.kind == filterLive {
-		in = clause.Expr{SQL: "? IN (SELECT id FROM " + LocationsTable + " WHERE deleted_at IS NULL)", Vars: []any{col}}
+		in = exactIn(mysql, col, "SELECT id FROM "+LocationsTable+" WHERE deleted_at IS NULL")
 	} else {
-		in = clause.Expr{SQL: "? IN (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?)", Vars: []any{col, f.roots}}
+		in = exactIn(mysql, col, "SELECT descendant_id FROM "+PathsTable+" WHERE ancestor_id IN ?", f.roots)
 	}
 	if len(f.exclude) == 0 {
-		return clause.Expr{SQL: "(?)", Vars: []any{in}}, nil
+		return in, nil
 	}
-	out := clause.Expr{SQL: "? NOT IN (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?)", Vars: []any{col, f.exclude}}
+	out := exactNotIn(mysql, col, "SELECT descendant_id FROM "+PathsTable+" WHERE ancestor_id IN ?", f.exclude)
 	return clause.Expr{SQL: "(? AND ?)", Vars: []any{in, out}}, nil
+}
+
+// exactIn returns "col IN (subquery)" comparing byte for byte: on MySQL
+// and MariaDB (mysql true) as binary strings, whatever the column's
+// collation. A plain "col IN (subquery)" is not even a safe pre-filter
+// there: MariaDB 10.11 evaluates an IN subquery under an OR with the
+// column's collation and may miss rows whose value differs from another
+// only in case. The subquery is fixed SQL text whose '?' take vars.
+func exactIn(mysql bool, col clause.Column, subquery string, vars ...any) clause.Expression {
+	sub := clause.Expr{SQL: subquery, Vars: vars}
+	if mysql {
+		return clause.Expr{SQL: "(CAST(? AS BINARY) IN (?))", Vars: []any{col, sub}}
+	}
+	return clause.Expr{SQL: "(? IN (?))", Vars: []any{col, sub}}
+}
+
+func exactNotIn(mysql bool, col clause.Column, subquery string, vars ...any) clause.Expression {
+	sub := clause.Expr{SQL: subquery, Vars: vars}
+	if mysql {
+		return clause.Expr{SQL: "(CAST(? AS BINARY) NOT IN (?))", Vars: []any{col, sub}}
+	}
+	return clause.Expr{SQL: "(? NOT IN (?))", Vars: []any{col, sub}}
 }
 
 // falseSQL is a condition no row satisfies, on every supported database.

@@ -1,0 +1,204 @@
+package location_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/civicstack/townhall/location"
+)
+
+// filterFixture is a store with a tree kept in step through WithOnChange,
+// and a host table "records" with one row per location ID (live, deleted
+// and unknown ones), one with a NULL and one with an empty location:
+//
+//	R ─┬─ D1 ─┬─ M1 ── V1
+//	   │      └─ M2 ── V2
+//	   └─ D2 ── M3
+//	Rx (another region) ── Mx
+//	gone (deleted)
+type filterFixture struct {
+	env   env
+	store *location.Store
+	tree  *location.Tree
+	rows  map[int]string // id → location ("-" for NULL)
+}
+
+func newFilterFixture(t *testing.T) *filterFixture {
+	t.Helper()
+	e := newEnv(t)
+	tree := location.NewTree()
+	s := e.store(t, location.WithOnChange(func(c location.Change) { require.NoError(t, tree.Apply(c)) }))
+	mustCreate(t, s,
+		loc("R", "region", ""), loc("D1", "district", "R"), loc("D2", "district", "R"),
+		loc("M1", "municipality", "D1"), loc("M2", "municipality", "D1"), loc("M3", "municipality", "D2"),
+		loc("V1", "village", "M1"), loc("V2", "village", "M2"),
+		loc("Rx", "region", ""), loc("Mx", "municipality", "Rx"), loc("gone", "region", ""),
+	)
+	require.NoError(t, s.Delete(context.Background(), "gone"))
+	f := &filterFixture{env: e, store: s, tree: tree, rows: map[int]string{}}
+	require.NoError(t, e.db.Exec("CREATE TABLE records (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
+	for i, l := range []string{"R", "D1", "D2", "M1", "M2", "M3", "V1", "V2", "Rx", "Mx", "gone", "nowhere", "m1", "-", ""} {
+		var v *string
+		if l != "-" {
+			v = &l
+		}
+		require.NoError(t, e.db.Exec("INSERT INTO records (id, location_id) VALUES (?, ?)", i+1, v).Error)
+		f.rows[i+1] = l
+	}
+	return f
+}
+
+// scoped returns the locations of the rows the scope lets through, sorted.
+func (f *filterFixture) scoped(t *testing.T, scope func(*gorm.DB) *gorm.DB) []string {
+	t.Helper()
+	var got []int
+	require.NoError(t, f.env.db.Table("records").Scopes(scope).Pluck("id", &got).Error)
+	out := []string{}
+	for _, id := range got {
+		out = append(out, f.rows[id])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// contained returns the locations of the rows Contains selects, sorted.
+func (f *filterFixture) contained(flt location.Filter) []string {
+	out := []string{}
+	for _, l := range f.rows {
+		if l == "-" && flt.Contains("") || l != "-" && flt.Contains(l) {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestFilter_ScopeAgreesWithContains(t *testing.T) {
+	f := newFilterFixture(t)
+	all := []string{"", "-", "D1", "D2", "M1", "M2", "M3", "Mx", "R", "Rx", "V1", "V2", "gone", "m1", "nowhere"}
+	cases := []struct {
+		name   string
+		filter location.Filter
+		want   []string
+	}{
+		{"zero value", location.Filter{}, []string{}},
+		{"empty", location.EmptyFilter(), []string{}},
+		{"unrestricted", location.UnrestrictedFilter(), all},
+		{"one subtree", location.SubtreesFilter(f.tree, []string{"D1"}, nil), []string{"D1", "M1", "M2", "V1", "V2"}},
+		{"subtree minus a municipality", location.SubtreesFilter(f.tree, []string{"D1"}, []string{"M2"}), []string{"D1", "M1", "V1"}},
+		{"two subtrees", location.SubtreesFilter(f.tree, []string{"V2", "M3"}, nil), []string{"M3", "V2"}},
+		{"a leaf", location.SubtreesFilter(f.tree, []string{"V1"}, nil), []string{"V1"}},
+		{"everything live", location.LiveFilter(f.tree, nil), []string{"D1", "D2", "M1", "M2", "M3", "Mx", "R", "Rx", "V1", "V2"}},
+		{"everything live minus subtrees", location.LiveFilter(f.tree, []string{"M1", "Rx"}), []string{"D1", "D2", "M2", "M3", "R", "V2"}},
+		{"deleted and unknown roots", location.SubtreesFilter(f.tree, []string{"gone", "nowhere"}, nil), []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, f.scoped(t, tc.filter.Scope("location_id")), "scope")
+			assert.Equal(t, tc.want, f.contained(tc.filter), "contains")
+			assert.Equal(t, len(tc.want) == 0, tc.filter.Empty(), "empty")
+			assert.Equal(t, slices.Equal(tc.want, all), tc.filter.Unrestricted(), "unrestricted")
+		})
+	}
+}
+
+func TestSubtreesFilter_KeepsOnlyWhatMatters(t *testing.T) {
+	f := newFilterFixture(t)
+	cases := []struct {
+		name                string
+		roots, exclude      []string
+		wantRoots, wantExcl []string
+		wantEmpty           bool
+	}{
+		{"nested roots", []string{"M1", "R", "V1", "R"}, nil, []string{"R"}, nil, false},
+		{"exclusions outside every root", []string{"D1"}, []string{"M3", "Mx", "M2"}, []string{"D1"}, []string{"M2"}, false},
+		{"nested exclusions", []string{"R"}, []string{"V1", "M1"}, []string{"R"}, []string{"M1"}, false},
+		{"roots inside an exclusion", []string{"V1", "M3"}, []string{"M1"}, []string{"M3"}, nil, false},
+		{"every root excluded", []string{"V1"}, []string{"D1"}, nil, nil, true},
+		{"unknown and deleted IDs", []string{"nowhere", "gone", "M3"}, []string{"gone"}, []string{"M3"}, nil, false},
+		{"no roots", nil, []string{"M1"}, nil, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			flt := location.SubtreesFilter(f.tree, tc.roots, tc.exclude)
+			assert.Equal(t, tc.wantRoots, flt.Roots())
+			assert.Equal(t, tc.wantExcl, flt.Excluded())
+			assert.Equal(t, tc.wantEmpty, flt.Empty())
+		})
+	}
+	assert.True(t, location.SubtreesFilter(nil, []string{"R"}, nil).Empty(), "nil tree")
+	assert.True(t, location.LiveFilter(nil, nil).Empty(), "nil tree")
+}
+
+// The SQL reads subtrees at query time: a move or a delete changes what
+// an existing filter's scope selects; a filter built afterwards agrees.
+func TestFilter_ScopesFollowMovesAndDeletes(t *testing.T) {
+	f := newFilterFixture(t)
+	ctx := context.Background()
+	old := location.SubtreesFilter(f.tree, []string{"D1"}, []string{"M2"})
+	require.NoError(t, f.store.Move(ctx, "M3", "D1"))
+	assert.Equal(t, []string{"D1", "M1", "M3", "V1"}, f.scoped(t, old.Scope("location_id")))
+	require.NoError(t, f.store.Delete(ctx, "M1"))
+	assert.Equal(t, []string{"D1", "M3"}, f.scoped(t, old.Scope("location_id")))
+
+	fresh := location.SubtreesFilter(f.tree, []string{"D1"}, []string{"M2"})
+	assert.Equal(t, []string{"D1", "M3"}, f.scoped(t, fresh.Scope("location_id")))
+	assert.Equal(t, []string{"D1", "M3"}, f.contained(fresh))
+}
+
+func TestFilter_ColumnNames(t *testing.T) {
+	f := newFilterFixture(t)
+	flt := location.SubtreesFilter(f.tree, []string{"M1"}, nil)
+	for _, col := range []string{
+		"location_id; DROP TABLE records", "location_id) OR (1=1", "x' OR '1'='1", `location_id"`,
+		"location_id`", "location id", "a.b.c", ".location_id", "records.", "1col", "loc-id", "lócation",
+		strings.Repeat("c", 65),
+	} {
+		for _, filter := range []location.Filter{flt, location.UnrestrictedFilter(), location.EmptyFilter()} {
+			var ids []int
+			err := f.env.db.Table("records").Scopes(filter.Scope(col)).Pluck("id", &ids).Error
+			assert.ErrorIs(t, err, location.ErrInvalidInput, "%q", col)
+			assert.Empty(t, ids)
+			_, err = filter.Condition(f.env.db, col)
+			assert.ErrorIs(t, err, location.ErrInvalidInput, "%q", col)
+		}
+	}
+	assert.Len(t, f.scoped(t, location.UnrestrictedFilter().Scope("")), len(f.rows), "the table is intact")
+
+	// Qualified names.
+	var ids []int
+	require.NoError(t, f.env.db.Table("records AS r").Scopes(flt.Scope("r.location_id")).Order("r.id").Pluck("r.id", &ids).Error)
+	assert.Equal(t, []int{4, 7}, ids)
+
+	// No such column: every row has no location.
+	assert.Empty(t, f.scoped(t, flt.Scope("")))
+	assert.Empty(t, f.scoped(t, location.LiveFilter(f.tree, nil).Scope("")))
+	assert.Len(t, f.scoped(t, location.UnrestrictedFilter().Scope("")), len(f.rows))
+}
+
+// Condition is one parenthesised expression that combines with others.
+func TestFilter_ConditionCombines(t *testing.T) {
+	f := newFilterFixture(t)
+	flt := location.SubtreesFilter(f.tree, []string{"D1"}, []string{"M2"})
+	cond, err := flt.Condition(f.env.db, "location_id")
+	require.NoError(t, err)
+	either := func(db *gorm.DB) *gorm.DB {
+		return db.Where(clause.Or(cond, clause.Eq{Column: clause.Column{Name: "location_id"}, Value: "M3"}))
+	}
+	assert.Equal(t, []string{"D1", "M1", "M3", "V1"}, f.scoped(t, either))
+	// A host OR before the scope does not widen it.
+	widen := func(db *gorm.DB) *gorm.DB {
+		return db.Where("id = 6 OR id = 9 OR 1 = 1").Scopes(flt.Scope("location_id"))
+	}
+	assert.Equal(t, []string{"D1", "M1", "V1"}, f.scoped(t, widen))
+	cond, err = location.UnrestrictedFilter().Condition(f.env.db, "location_id")
+	require.NoError(t, err)
+	assert.Nil(t, cond, "no condition at all")
+}
