@@ -402,16 +402,9 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 	}); err != nil {
 		return err
 	}
-	if err := a.c.ApplyLocation(location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}, Deleted: deleted}); err != nil {
-		return err
-	}
 	slices.Sort(affected)
-	for _, uid := range slices.Compact(affected) {
-		if err := a.c.RefreshUser(ctx, uid); err != nil {
-			return err
-		}
-	}
-	return a.c.RefreshAffiliations(ctx)
+	return a.c.applyDeletion(ctx, location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}, Deleted: deleted},
+		slices.Compact(affected))
 }
 
 // holdersAt returns the users holding a grant or a live profile at one of

@@ -174,13 +174,7 @@ func (c *Checker) syncLocation(ctx context.Context, id string) error {
 			if err := next.applyLocation(func(t *location.Tree) error { t.Remove(id); return nil }); err != nil {
 				return err
 			}
-			changes, err := c.readUsers(ctx, next, affected)
-			if err != nil {
-				return err
-			}
-			next.users = next.users.with(changes)
-			next.orgs, next.links, err = loadAffiliations(ctx, c.db.WithContext(ctx))
-			return err
+			return c.refreshInto(ctx, next, affected)
 		case !known:
 			return next.applyLocation(func(t *location.Tree) error { return t.Add(loc) })
 		case current.ParentID != loc.ParentID:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sync"
 
 	"gorm.io/gorm"
 )
@@ -13,8 +14,38 @@ import (
 // Tx runs fn in a transaction on db bound to ctx. It commits when fn returns
 // nil and rolls back otherwise, so a failed write leaves nothing behind.
 // Nested calls (db already in a transaction) use a savepoint.
+//
+// On SQLite, transactions on one connection pool also take a Go mutex
+// first: SQLite lets waiting writers retry until the busy timeout without
+// any fairness, so a steady stream of writes (the audit writer under a flood
+// of denied checks) could starve another writer into SQLITE_BUSY; the
+// mutex queues them fairly instead.
 func Tx(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	if DialectOf(db) == SQLite && !inTx(db) {
+		if mu := writerLock(db); mu != nil {
+			mu.Lock()
+			defer mu.Unlock()
+		}
+	}
 	return db.WithContext(ctx).Transaction(fn)
+}
+
+// inTx reports whether db is already inside a transaction.
+func inTx(db *gorm.DB) bool {
+	committer, ok := db.Statement.ConnPool.(gorm.TxCommitter)
+	return ok && committer != nil
+}
+
+// writers holds one mutex per SQLite connection pool.
+var writers sync.Map // *sql.DB → *sync.Mutex
+
+func writerLock(db *gorm.DB) *sync.Mutex {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil
+	}
+	mu, _ := writers.LoadOrStore(sqlDB, &sync.Mutex{})
+	return mu.(*sync.Mutex)
 }
 
 // Migrate runs fn while holding a lock that serialises townhall migrations

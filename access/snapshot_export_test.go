@@ -1,0 +1,83 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// SnapshotInvariant reports the first place where the published snapshot
+// holds a grant or profile at a location its tree does not have: what a
+// check would see if a location deletion were applied without the users it
+// ends (a half-applied change). Tests only.
+func SnapshotInvariant(c *Checker) error {
+	snap := c.snapshot()
+	var err error
+	snap.users.each(func(id string, u *userState) bool {
+		for _, g := range u.grants {
+			if _, ok := snap.tree.Index(g.location); g.location != "*" && !ok {
+				err = fmt.Errorf("user %s holds a grant at %s, which the tree lacks", id, g.location)
+				return false
+			}
+		}
+		for _, p := range u.profiles {
+			if _, ok := snap.tree.Index(p.location); !ok {
+				err = fmt.Errorf("user %s has a profile at %s, which the tree lacks", id, p.location)
+				return false
+			}
+		}
+		return true
+	})
+	return err
+}
+
+// SnapshotDiff compares the published snapshot with a fresh load from the
+// database and describes the first difference. Tests only.
+func SnapshotDiff(ctx context.Context, c *Checker) error {
+	have := c.snapshot()
+	want, err := loadSnapshot(ctx, c.db, have.reg)
+	if err != nil {
+		return err
+	}
+	if a, b := describeTree(have), describeTree(want); a != b {
+		return fmt.Errorf("trees differ:\n%s\nvs fresh\n%s", a, b)
+	}
+	if a, b := describeUsers(have), describeUsers(want); a != b {
+		return fmt.Errorf("users differ:\n%s\nvs fresh\n%s", a, b)
+	}
+	if !maps.EqualFunc(have.disabled, want.disabled, func(a, b map[string]struct{}) bool { return maps.Equal(a, b) }) {
+		return fmt.Errorf("module settings differ: %v vs %v", have.disabled, want.disabled)
+	}
+	if !maps.Equal(have.approvalOff, want.approvalOff) {
+		return fmt.Errorf("approval settings differ")
+	}
+	return nil
+}
+
+func describeTree(s *snapshot) string {
+	var b strings.Builder
+	for _, l := range s.tree.Locations() {
+		fmt.Fprintf(&b, "%s<%s:%s ", l.ID, l.ParentID, l.Level)
+	}
+	return b.String()
+}
+
+func describeUsers(s *snapshot) string {
+	var lines []string
+	s.users.each(func(id string, u *userState) bool {
+		var parts []string
+		for _, g := range u.grants {
+			parts = append(parts, s.reg.roles[g.role].name+"@"+g.location)
+		}
+		for _, p := range u.profiles {
+			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", p.location, p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
+		}
+		slices.Sort(parts)
+		lines = append(lines, fmt.Sprintf("%s deleted=%v active=%v super=%v tech=%v %v", id, u.deleted, u.active, u.superAdmin, u.technical, parts))
+		return true
+	})
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
