@@ -27,10 +27,40 @@
 //
 // Checker.Check follows SPEC §2 step by step (see its documentation) and
 // returns a Decision with a Reason and, when allowed, the Role and Domain of
-// the grant that allowed it. Decisions come from an in-memory snapshot;
-// every write made through townhall (Admin, or the stores of a Platform)
-// updates it before the call returns, entity by entity, never by a full
-// reload. Denied decisions are recorded in the audit log asynchronously.
+// the grant that allowed it. Decisions come from an in-memory snapshot that
+// is immutable once published: a check reads it with one atomic load, takes
+// no lock and never touches the database. Every write made through townhall
+// (Admin, or the stores of a Platform) builds the next snapshot
+// copy-on-write from the rows of the entities it changed — never a full
+// reload — and publishes it before the call returns, so a check sees a
+// change whole or not at all. Denied decisions are recorded in the audit log
+// through an allocation-free ring.
+//
+// Checker.Filter and Checker.LocationFilter turn the same rules into GORM
+// scopes for listing records; for every record the scoped query returns it
+// exactly when Check with that record as Resource allows.
+//
+// # Replicas
+//
+// Every write commits its audit events in the same transaction, numbered in
+// commit order; the audit log is therefore the change log. Checker.Revision
+// is the sequence number up to which the snapshot reflects every change;
+// Checker.Sync applies what other processes committed since (read-your-
+// writes across replicas on demand). A background loop syncs every 250 ms;
+// on PostgreSQL, LISTEN/NOTIFY on a dedicated connection wakes it within
+// milliseconds and reconnects after a dropped connection. Behind a
+// transaction-mode pooler, which cannot carry LISTEN, use polling
+// (townhall.WithPolling).
+//
+// # Impersonation
+//
+// Admin.Impersonate lets an active super admin act as another user, with
+// every restriction of that user, for a bounded time and with a reason. The
+// token is 256 random bits, stored only as a hash; ResolveImpersonation
+// turns it into Subject{UserID: target, ImpersonatorID: admin}, and every
+// check and audit event of that subject carries both IDs. The session ends
+// on StopImpersonation, expiry, the admin losing the flag or being
+// deactivated, or the target being deleted.
 //
 // # Changes
 //
