@@ -85,7 +85,9 @@ func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string,
 		if !on {
 			return a.endAdminSessionsTx(ctx, tx, actor, userID)
 		}
-		return nil
+		// A super admin is never impersonated: sessions of which the new
+		// super admin is the target end for good.
+		return a.endSessionsWhereTx(ctx, tx, actor, "target_id", userID, "target_super_admin")
 	})
 }
 

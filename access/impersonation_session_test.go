@@ -399,10 +399,13 @@ func TestImpersonation_SessionDies(t *testing.T) {
 		{"admin deleted", "super2", "portal", func(t *testing.T, _ string) {
 			require.NoError(t, w.p.Admin.DeleteUser(ctx, sys, "super2"))
 		}, nil, "", true},
-		// Super admins are never impersonated: refused while the flag lasts.
+		// Super admins are never impersonated: the session ends for good,
+		// even if the flag is later removed.
 		{"target made a super admin", "super", "riser", func(t *testing.T, _ string) {
 			require.NoError(t, w.p.Admin.SetSuperAdmin(ctx, sys, "riser", true))
-		}, nil, "", false},
+		}, func(t *testing.T) {
+			require.NoError(t, w.p.Admin.SetSuperAdmin(ctx, sys, "riser", false))
+		}, "target_super_admin", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
