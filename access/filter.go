@@ -33,6 +33,21 @@ type Columns struct {
 // (grants, categories, module settings, affiliation links at the checker's
 // clock), while subtree membership is read from the closure table when the
 // query runs. A nil *RecordFilter selects nothing.
+//
+// The condition, with sub(...) the live subtrees of a list of locations,
+// "(SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN
+// (?, ...))", and one group per effective category set of the subject's
+// counting grants:
+//
+//	grants:      [loc IN sub(all roots) AND loc NOT IN sub(disabled municipalities)]  -- with several groups
+//	             AND ((loc IN sub(roots₁) AND loc NOT IN sub(disabled₁) [AND cat IN (?, ...)]) OR ...)
+//	affiliated:  (loc IN live locations AND loc NOT IN sub(disabled)
+//	              AND ((org IN (?, ...) [AND cat IN (?, ...)]) OR ...))
+//	             OR ((loc IS NULL OR loc = '') AND ((org IN (?, ...) [AND cat IN (?, ...)]) OR ...))
+//	public, authenticated, platform grant, with the module disabled somewhere:
+//	             loc IN live locations AND loc NOT IN sub(disabled)
+//	             [affiliated: OR ((loc IS NULL OR loc = '') AND org IN (live organisations outside sub(disabled)))]
+//	unrestricted: no condition; nothing: 1 = 0
 type RecordFilter struct {
 	loc  location.Filter
 	cond cond
@@ -63,8 +78,9 @@ func (f *RecordFilter) Location() location.Filter {
 // tables (the filter reads the location closure table and, for affiliated
 // actions, the organisations).
 //
-// On MySQL and MariaDB, category and organisation values are compared as
-// binary strings, as Check compares them, whatever the columns' collation.
+// Values compare byte for byte, as Check compares them: on MySQL and
+// MariaDB, whatever the columns' collation, they are also compared as
+// binary strings (see location.Filter.Condition).
 func (f *RecordFilter) Scope(cols Columns) func(*gorm.DB) *gorm.DB {
 	return func(db *gorm.DB) *gorm.DB {
 		c := cond{kind: condFalse}
@@ -110,10 +126,13 @@ func (c *Checker) LocationFilter(ctx context.Context, s Subject, module, action 
 //     municipalities (for affiliated actions also records with no location
 //     whose organisation lies outside them).
 //   - Anyone else: per counting grant whose role allows the action, the
-//     records in the grant's subtree (affiliated actions: of an
-//     organisation linked to the subject, serving the module, inside the
-//     grant's subtree) and in its anchor profile's effective categories,
-//     minus the municipalities that disable the module.
+//     records in the grant's subtree and in its anchor profile's effective
+//     categories, minus the municipalities that disable the module. For
+//     affiliated actions, instead of the grant's subtree: records of an
+//     organisation linked to the subject (live at the checker's clock),
+//     serving the module and inside the grant's subtree, wherever the
+//     record lies (a live location outside the disabled municipalities, or
+//     none, the organisation's own location then counting).
 //   - Inactive and deleted users, and anonymous subjects without a public
 //     action: nothing.
 //
@@ -215,7 +234,6 @@ type categoryGroup struct {
 	all   bool     // every category, none included
 	cats  []string // otherwise: these (never empty, never "")
 	roots []string // grant locations
-	orgs  []string // affiliated: linked organisations the grants cover
 }
 
 // categoryCond is the group's condition on the category column.
@@ -227,10 +245,12 @@ func (g *categoryGroup) categoryCond() cond {
 }
 
 // groups collects u's counting grants whose role allows action ai, by
-// effective category set, in a stable order; anchors that allow no
-// category are left out (grants at locations no longer in the tree stay:
-// their subtrees are empty). keep may veto a grant.
-func groups(snap *snapshot, u *userState, ai int, keep func(g *grant) bool) []*categoryGroup {
+// effective category set, in a stable order. Anchors that allow no category
+// are left out; grants at locations no longer in the tree stay (their
+// subtrees are empty), and so do grants inside a municipality that
+// disables the module (SubtreesFilter drops them, affiliated actions do
+// not depend on them).
+func groups(snap *snapshot, u *userState, ai int) []*categoryGroup {
 	byKey := map[string]*categoryGroup{}
 	var order []string
 	for i := range u.grants {
@@ -239,7 +259,7 @@ func groups(snap *snapshot, u *userState, ai int, keep func(g *grant) bool) []*c
 			continue
 		}
 		p, _ := snap.anchor(u, g.location)
-		if p == nil || !p.approved || !p.active || !keep(g) {
+		if p == nil || !p.approved || !p.active {
 			continue
 		}
 		cats, all := snap.effectiveCategories(p)
@@ -269,12 +289,11 @@ func groups(snap *snapshot, u *userState, ai int, keep func(g *grant) bool) []*c
 // categories".
 func grantFilter(snap *snapshot, u *userState, ai int, act *actionInfo) *RecordFilter {
 	disabled := snap.disabledMunicipalities(act.module)
-	// A grant inside a disabled municipality covers nothing: SubtreesFilter
-	// drops roots inside exclusions.
-	grps := groups(snap, u, ai, func(*grant) bool { return true })
+	grps := groups(snap, u, ai)
 	var (
 		anyCategory []string // roots of the groups that see every category
 		allRoots    []string
+		n           int // groups in c
 		c           = cond{kind: condFalse}
 	)
 	for _, g := range grps {
@@ -296,8 +315,16 @@ func grantFilter(snap *snapshot, u *userState, ai int, act *actionInfo) *RecordF
 		}
 		allRoots = append(allRoots, f.Roots()...)
 		c = or(c, and(locationCond(f), g.categoryCond()))
+		n++
 	}
-	return &RecordFilter{loc: location.SubtreesFilter(snap.tree, allRoots, disabled), cond: c}
+	loc := location.SubtreesFilter(snap.tree, allRoots, disabled)
+	if n > 1 {
+		// The union of the groups' subtrees, ANDed at the top: a condition
+		// planners can answer with the location column's index (MariaDB,
+		// for one, does not use it under an OR).
+		c = and(locationCond(loc), c)
+	}
+	return &RecordFilter{loc: loc, cond: c}
 }
 
 // affiliatedFilter is the filter of a subject allowed only through location
@@ -323,7 +350,7 @@ func (c *Checker) affiliatedFilter(snap *snapshot, userID string, u *userState, 
 		}
 	}
 	slices.Sort(linked)
-	grps := groups(snap, u, ai, func(*grant) bool { return true })
+	grps := groups(snap, u, ai)
 	located, unlocated := cond{kind: condFalse}, cond{kind: condFalse}
 	for _, g := range grps {
 		var orgs, enabled []string

@@ -30,6 +30,15 @@ import (
 // changes. Rows whose location is NULL, unknown or deleted are only in
 // unrestricted filters. A Filter is an immutable value, safe for concurrent
 // use.
+//
+// The condition, every value a bound parameter:
+//
+//	col IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (?, ...))
+//	AND col NOT IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (?, ...))
+//
+// with "col IN (SELECT id FROM townhall_locations WHERE deleted_at IS
+// NULL)" as the first line of a LiveFilter, and, on MySQL and MariaDB, the
+// column also compared as a binary string (see Condition).
 type Filter struct {
 	kind    filterKind
 	tree    *Tree
@@ -170,10 +179,10 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // expression carries its own parentheses, and every value in it is a bound
 // parameter.
 //
-// IDs compare byte for byte on every database: on MySQL and MariaDB, whose
-// collations may ignore case or trailing spaces, the column is compared as
-// a binary string (CAST(column AS BINARY)), which keeps an index on the
-// column from serving the subquery.
+// IDs compare byte for byte on every database. On MySQL and MariaDB, whose
+// collations may ignore case or trailing spaces, the column is compared
+// both as is (so that an index on it serves the query) and as a binary
+// string (CAST(column AS BINARY), so that the result is exact).
 func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error) {
 	var col clause.Column
 	if column != "" {
@@ -190,9 +199,14 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	}
 	mysql := db != nil && dbx.DialectOf(db) == dbx.MySQL
 	var in clause.Expression
-	if f.kind == filterLive {
+	switch {
+	case f.kind == filterLive && mysql:
+		// Every live location has its own row as a descendant: a
+		// subquery without conditions, as exactIn needs on MySQL.
+		in = exactIn(mysql, col, "SELECT descendant_id FROM "+PathsTable)
+	case f.kind == filterLive:
 		in = exactIn(mysql, col, "SELECT id FROM "+LocationsTable+" WHERE deleted_at IS NULL")
-	} else {
+	default:
 		in = exactIn(mysql, col, "SELECT descendant_id FROM "+PathsTable+" WHERE ancestor_id IN ?", f.roots)
 	}
 	if len(f.exclude) == 0 {
@@ -202,16 +216,20 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	return clause.Expr{SQL: "(? AND ?)", Vars: []any{in, out}}, nil
 }
 
-// exactIn returns "col IN (subquery)" comparing byte for byte: on MySQL
-// and MariaDB (mysql true) as binary strings, whatever the column's
-// collation. A plain "col IN (subquery)" is not even a safe pre-filter
-// there: MariaDB 10.11 evaluates an IN subquery under an OR with the
-// column's collation and may miss rows whose value differs from another
-// only in case. The subquery is fixed SQL text whose '?' take vars.
+// exactIn returns "col IN (subquery)" comparing byte for byte. On MySQL
+// and MariaDB (mysql true) it is "col IN (subquery) AND CAST(col AS
+// BINARY) IN (subquery)": the first, under the column's collation, lets an
+// index on the column drive the query, the second makes it exact. The
+// first is a superset of the second only when the subquery filters on
+// nothing but its key: MariaDB 10.11 answers "col IN (SELECT id ... WHERE
+// deleted_at IS NULL)" by one lookup on the unique key under the column's
+// collation, and may then find a deleted row whose ID differs from a live
+// one only in case, and miss the live one. The subquery is fixed SQL text
+// whose '?' take vars.
 func exactIn(mysql bool, col clause.Column, subquery string, vars ...any) clause.Expression {
 	sub := clause.Expr{SQL: subquery, Vars: vars}
 	if mysql {
-		return clause.Expr{SQL: "(CAST(? AS BINARY) IN (?))", Vars: []any{col, sub}}
+		return clause.Expr{SQL: "(? IN (?) AND CAST(? AS BINARY) IN (?))", Vars: []any{col, sub, col, sub}}
 	}
 	return clause.Expr{SQL: "(? IN (?))", Vars: []any{col, sub}}
 }
