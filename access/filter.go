@@ -157,7 +157,7 @@ func (c *Checker) Filter(_ context.Context, s Subject, module, action string) (*
 	case reachEverything:
 		return &RecordFilter{loc: location.UnrestrictedFilter(), cond: cond{kind: condTrue}}, nil
 	case reachEnabled:
-		if snap.enabledEverywhere(module) {
+		if snap.enabledEverywhereIdx(act.moduleIdx) {
 			return &RecordFilter{loc: location.UnrestrictedFilter(), cond: cond{kind: condTrue}}, nil
 		}
 		return enabledFilter(snap, act), nil
@@ -625,13 +625,17 @@ func (r *renderer) render(c cond) (clause.Expression, condKind, error) {
 		if !r.hasOrg {
 			return nil, condFalse, nil
 		}
-		live := clause.Expr{SQL: "(SELECT id FROM " + affiliation.OrganisationsTable + " WHERE deleted_at IS NULL)"}
+		// An organisation counts only at a live location (the closure table
+		// holds live locations only): a record placed by an organisation at a
+		// deleted location has no live location, as in Check.
+		liveOrgs := "(SELECT id FROM " + affiliation.OrganisationsTable + " WHERE deleted_at IS NULL" +
+			" AND location_id IN (SELECT descendant_id FROM " + location.PathsTable + " WHERE depth = 0)"
+		live := clause.Expr{SQL: liveOrgs + ")"}
 		if len(c.vals) > 0 {
 			// Organisation locations are IDs of townhall's own (binary)
 			// tables: a plain comparison is exact.
 			live = clause.Expr{
-				SQL: "(SELECT id FROM " + affiliation.OrganisationsTable + " WHERE deleted_at IS NULL" +
-					" AND location_id NOT IN (SELECT descendant_id FROM " + location.PathsTable + " WHERE ancestor_id IN ?))",
+				SQL:  liveOrgs + " AND location_id NOT IN (SELECT descendant_id FROM " + location.PathsTable + " WHERE ancestor_id IN ?))",
 				Vars: []any{c.vals},
 			}
 		}

@@ -257,12 +257,8 @@ func (s *snapshot) depth(id string) int {
 	return d
 }
 
-// enabledEverywhere reports whether no municipality disables module.
-func (s *snapshot) enabledEverywhere(module string) bool {
-	return len(s.disabled[module]) == 0
-}
-
-// enabledEverywhereIdx is enabledEverywhere for a module index.
+// enabledEverywhereIdx reports whether no live municipality disables the
+// module (settings of deleted municipalities do not count).
 func (s *snapshot) enabledEverywhereIdx(moduleIdx int) bool {
 	return s.disabledIn[moduleIdx] == 0
 }
