@@ -404,16 +404,21 @@ func (s *ProfileStore) DeleteForUserTx(ctx context.Context, tx *gorm.DB, userID 
 	if err != nil {
 		return fmt.Errorf("delete profiles: %w", err)
 	}
+	if err := s.softDelete(tx, "user_id = ?", userID); err != nil {
+		return fmt.Errorf("delete profiles: %w", err)
+	}
+	return nil
+}
+
+// softDelete soft-deletes the live profiles matching the condition: the
+// live key takes the profile's ID, freeing (user, location) for a new one.
+func (s *ProfileStore) softDelete(tx *gorm.DB, cond string, args ...any) error {
 	now := s.opt.nowUTC()
-	err = tx.Model(&profileRow{}).Where("user_id = ?", userID).Updates(map[string]any{
+	return tx.Model(&profileRow{}).Where(cond, args...).Updates(map[string]any{
 		"live_key":   gorm.Expr("id"),
 		"deleted_at": now,
 		"updated_at": now,
 	}).Error
-	if err != nil {
-		return fmt.Errorf("delete profiles: %w", err)
-	}
-	return nil
 }
 
 func toProfile(r *profileRow) (*Profile, error) {

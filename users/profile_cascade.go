@@ -17,13 +17,7 @@ func (s *ProfileStore) DeleteAtTx(ctx context.Context, tx *gorm.DB, locationIDs 
 	if len(locationIDs) == 0 {
 		return nil
 	}
-	now := s.opt.nowUTC()
-	err := tx.WithContext(ctx).Model(&profileRow{}).Where("location_id IN ?", locationIDs).Updates(map[string]any{
-		"live_key":   gorm.Expr("id"),
-		"deleted_at": now,
-		"updated_at": now,
-	}).Error
-	if err != nil {
+	if err := s.softDelete(tx.WithContext(ctx), "location_id IN ?", locationIDs); err != nil {
 		return fmt.Errorf("delete profiles at locations: %w", err)
 	}
 	return nil
