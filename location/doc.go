@@ -72,5 +72,16 @@
 // incrementally by Add, Move and Remove, or by Apply, instead of being
 // reloaded. WithOnChange delivers each committed Change in commit order,
 // stamped with the tree version it produced (TreeVersion), so a consumer
-// can tell whether changes from elsewhere are missing.
+// can tell whether changes from elsewhere are missing. Freeze makes a Tree
+// immutable with lock-free reads; the checker publishes frozen trees and
+// changes them copy-on-write (Clone, apply, Freeze).
+//
+// # Filter
+//
+// Filter is a set of live subtrees minus carved-out subtrees (or
+// everything, or nothing) that becomes a GORM scope with Scope(column): a
+// condition on the closure table whose size follows the number of subtrees,
+// never their size, with every value a parameter and the column name
+// validated. access.Checker.LocationFilter builds one per request; Contains
+// answers for the tree it was built on.
 package location
