@@ -68,10 +68,10 @@ func Populate(ctx context.Context, db *gorm.DB, s Spec) error {
 		locs = append(locs, []any{id, id, "municipality", parent, 2, now, now})
 		paths = append(paths, []any{id, id, 0}, []any{parent, id, 1}, []any{"R", id, 2})
 	}
-	if err := insert(db, location.LocationsTable, []string{"id", "name", "level", "parent_id", "depth", "created_at", "updated_at"}, locs); err != nil {
+	if err := Insert(db, location.LocationsTable, []string{"id", "name", "level", "parent_id", "depth", "created_at", "updated_at"}, locs); err != nil {
 		return err
 	}
-	if err := insert(db, location.PathsTable, []string{"ancestor_id", "descendant_id", "depth"}, paths); err != nil {
+	if err := Insert(db, location.PathsTable, []string{"ancestor_id", "descendant_id", "depth"}, paths); err != nil {
 		return err
 	}
 	userCols := []string{"id", "username", "username_key", "email", "first_name", "last_name", "kind",
@@ -105,22 +105,22 @@ func Populate(ctx context.Context, db *gorm.DB, s Spec) error {
 				gs = append(gs, []any{"g", policy.UserKey(id), policy.RoleKey(role), place, "", "", ""})
 			}
 		}
-		if err := insert(db, users.UsersTable, userCols, us); err != nil {
+		if err := Insert(db, users.UsersTable, userCols, us); err != nil {
 			return err
 		}
-		if err := insert(db, users.ProfilesTable, profileCols, ps); err != nil {
+		if err := Insert(db, users.ProfilesTable, profileCols, ps); err != nil {
 			return err
 		}
-		if err := insert(db, policy.Table, grantCols, gs); err != nil {
+		if err := Insert(db, policy.Table, grantCols, gs); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// insert writes rows with multi-row INSERTs, keeping each statement under
+// Insert writes rows with multi-row INSERTs, keeping each statement under
 // the databases' bound-parameter limits.
-func insert(db *gorm.DB, table string, cols []string, rows [][]any) error {
+func Insert(db *gorm.DB, table string, cols []string, rows [][]any) error {
 	per := max(1, 900/len(cols)) // the pure-Go SQLite driver binds in time quadratic in the parameter count
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
 	for start := 0; start < len(rows); start += per {
