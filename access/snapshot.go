@@ -251,12 +251,6 @@ func (s *snapshot) moduleEnabledAt(moduleIdx int, muni int32) bool {
 	return !ok || !set.has(moduleIdx)
 }
 
-// depth returns the depth of a live location (0 when unknown).
-func (s *snapshot) depth(id string) int {
-	d, _ := s.tree.Depth(id)
-	return d
-}
-
 // enabledEverywhereIdx reports whether no live municipality disables the
 // module (settings of deleted municipalities do not count).
 func (s *snapshot) enabledEverywhereIdx(moduleIdx int) bool {
