@@ -396,7 +396,10 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 		f, err := p.Checker.Filter(ctx, access.Subject{UserID: subject}, module, action)
 		require.NoError(t, err)
 		stmt := p.DB().Session(&gorm.Session{DryRun: true}).Table("records").Scopes(f.Scope(hostColumns)).Find(&[]hostRow{}).Statement
-		return stmt.SQL.String(), stmt.Vars
+		// On PostgreSQL a filter over an eighth of the tree or more wraps
+		// its subtree test in "(...) IS TRUE" (location.Filter.Condition):
+		// the share, not the size, of a subtree picks the form.
+		return unwrapWide.Replace(stmt.SQL.String()), stmt.Vars
 	}
 	type shape struct {
 		sql  string
@@ -422,9 +425,12 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 	}
 	// More grants and carve-outs make it grow.
 	require.NoError(t, p.Admin.SetModuleEnabled(ctx, access.System(), "M1", "equipment", false))
-	sql, _ := sqlOf("dm", "equipment", "create")
+	sql, vars := sqlOf("dm", "equipment", "create")
 	assert.Greater(t, len(sql), len(before[subjects[0]].sql))
+	assert.Greater(t, len(vars), len(before[subjects[0]].vars))
 }
+
+var unwrapWide = strings.NewReplacer(`(("location_id" IN (SELECT`, `("location_id" IN (SELECT`, `)) IS TRUE)`, `))`)
 
 // Affiliated actions constrain the organisation column: records of an
 // organisation with a live link to the subject (at the checker's clock),

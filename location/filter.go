@@ -37,14 +37,25 @@ import (
 //	AND col NOT IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (?, ...))
 //
 // with "col IN (SELECT id FROM townhall_locations WHERE deleted_at IS
-// NULL)" as the first line of a LiveFilter, and, on MySQL and MariaDB, the
+// NULL)" as the first line of a LiveFilter, on PostgreSQL the first line of
+// a wide filter wrapped in "(...) IS TRUE", and, on MySQL and MariaDB, the
 // column also compared as a binary string (see Condition).
 type Filter struct {
 	kind    filterKind
 	tree    *Tree
 	roots   []string // kindSubtrees: sorted, none inside another
 	exclude []string // sorted, none inside another
+	// wide is set on a SubtreesFilter that selects at least 1/wideShare of
+	// the tree's locations (see Condition).
+	wide bool
 }
+
+// wideShare is the share of the tree (one in wideShare locations) from
+// which a subtrees filter counts as wide on PostgreSQL. Reading a record
+// through the location index costs about eight times as much as testing
+// it in a sequential scan (random heap access against a hash probe), so
+// from about an eighth of the records a scan wins.
+const wideShare = 8
 
 type filterKind uint8
 
@@ -76,12 +87,17 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 		return Filter{}
 	}
 	var kept []string
+	size := 0
+	for _, id := range r {
+		size += t.SubtreeSize(id)
+	}
 	for _, e := range ex {
 		if withinAny(t, e, r) {
 			kept = append(kept, e)
+			size -= t.SubtreeSize(e)
 		}
 	}
-	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept}
+	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept, wide: size*wideShare >= t.Len()}
 }
 
 // LiveFilter returns the filter of every live location minus the subtrees
@@ -179,6 +195,19 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // expression carries its own parentheses, and every value in it is a bound
 // parameter.
 //
+// On PostgreSQL the condition takes one of two forms, chosen from the
+// share of the tree the filter selects, because the server may plan a
+// prepared statement once for all parameter values (a generic plan, which
+// drivers such as pgx get by default after five executions) and then
+// assumes an average subtree of a few locations. A narrow filter (under
+// an eighth of the tree's locations) is the plain "col IN (subquery)",
+// which the server answers with the location index, record by record: the
+// right plan for a few subtrees whatever the values. A wide filter wraps
+// it in "(...) IS TRUE", which keeps the subquery out of the join search:
+// the server hashes the subtree once and tests each record it reads
+// against the hash, so a national scope costs one sequential pass and
+// never a lookup per location. Either way the result is the same.
+//
 // IDs compare byte for byte on every database. On MySQL and MariaDB, whose
 // collations may ignore case or trailing spaces, the column is compared
 // both as is (so that an index on it serves the query) and as a binary
@@ -197,9 +226,21 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	case f.kind == filterEmpty || column == "":
 		return clause.Expr{SQL: falseSQL}, nil
 	}
-	mysql := db != nil && dbx.DialectOf(db) == dbx.MySQL
+	dialect := dbx.SQLite
+	if db != nil {
+		dialect = dbx.DialectOf(db)
+	}
+	mysql := dialect == dbx.MySQL
 	var in clause.Expression
 	switch {
+	case f.kind == filterSubtrees && f.wide && dialect == dbx.Postgres:
+		// Not at the top level of the WHERE clause, the subquery stays a
+		// hashed SubPlan: one sequential pass with a hash probe per record,
+		// whatever plan the server caches (see Condition).
+		in = clause.Expr{
+			SQL:  "((? IN (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?)) IS TRUE)",
+			Vars: []any{col, f.roots},
+		}
 	case f.kind == filterLive && mysql:
 		// Every live location has its own row as a descendant: a
 		// subquery without conditions, as exactIn needs on MySQL.

@@ -2,12 +2,16 @@ package location_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/glebarez/sqlite"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -201,4 +205,58 @@ func TestFilter_ConditionCombines(t *testing.T) {
 	cond, err = location.UnrestrictedFilter().Condition(f.env.db, "location_id")
 	require.NoError(t, err)
 	assert.Nil(t, cond, "no condition at all")
+}
+
+// On PostgreSQL a filter over an eighth of the tree or more keeps its
+// subquery out of the join search ("IS TRUE"), so that a cached generic
+// plan cannot look records up location by location; a narrower one stays
+// a plain IN that the location index serves. Both forms select the same
+// rows (TestFilter_ScopeAgreesWithContains runs both on PostgreSQL).
+func TestFilter_PostgresFormFollowsTheShareOfTheTree(t *testing.T) {
+	tree := location.NewTree()
+	require.NoError(t, tree.Add(loc("R", "region", "")))
+	for i := range 15 {
+		require.NoError(t, tree.Add(loc(fmt.Sprintf("M%d", i), "municipality", "R")))
+	}
+	pg, err := gorm.Open(postgres.New(postgres.Config{DSN: "host=127.0.0.1"}), &gorm.Config{DryRun: true, DisableAutomaticPing: true})
+	require.NoError(t, err)
+	sqlOf := func(f location.Filter) string {
+		return pg.Table("records").Scopes(f.Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
+	}
+	cases := []struct {
+		name    string
+		filter  location.Filter
+		hashed  bool
+		subtree int
+	}{
+		{"one of sixteen", location.SubtreesFilter(tree, []string{"M0"}, nil), false, 1},
+		{"two of sixteen", location.SubtreesFilter(tree, []string{"M0", "M1"}, nil), true, 2},
+		{"the region minus fourteen", location.SubtreesFilter(tree, []string{"R"}, []string{"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M11", "M12", "M13"}), true, 2},
+		{"the region minus fifteen", location.SubtreesFilter(tree, []string{"R"}, []string{"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M11", "M12", "M13", "M14"}), false, 1},
+		{"the region", location.SubtreesFilter(tree, []string{"R"}, nil), true, 16},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := sqlOf(tc.filter)
+			assert.Equal(t, tc.hashed, strings.Contains(got, ") IS TRUE)"), got)
+			assert.Contains(t, got, `"location_id" IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`)
+			n := 0
+			for _, l := range tree.Locations() {
+				if tc.filter.Contains(l.ID) {
+					n++
+				}
+			}
+			assert.Equal(t, tc.subtree, n, "locations selected")
+		})
+	}
+	// MySQL, MariaDB and SQLite plan every execution: one form.
+	my, err := gorm.Open(mysql.New(mysql.Config{DSN: "root@tcp(127.0.0.1:1)/none", SkipInitializeWithVersion: true}), &gorm.Config{DryRun: true, DisableAutomaticPing: true})
+	require.NoError(t, err)
+	lite, err := gorm.Open(sqlite.Open(":memory:"), &gorm.Config{DryRun: true})
+	require.NoError(t, err)
+	for _, db := range []*gorm.DB{my, lite} {
+		got := db.Table("records").Scopes(cases[len(cases)-1].filter.Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
+		assert.Contains(t, got, "SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (")
+		assert.NotContains(t, got, "IS TRUE", db.Dialector.Name())
+	}
 }

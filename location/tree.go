@@ -41,6 +41,7 @@ type treeNode struct {
 	anc             []int32 // ancestors by depth; the last entry is the node itself
 	children        []int32
 	muni            int32 // municipality-level ancestor-or-self, -1 when none
+	size            int32 // locations in the subtree, the node included
 	removed         bool
 }
 
@@ -141,7 +142,15 @@ func (t *Tree) add(l Location) error {
 		t.nodes[parent].children = append(t.nodes[parent].children, i)
 	}
 	t.relink(i)
+	t.grow(t.nodes[i].anc, 1)
 	return nil
+}
+
+// grow adds n to the subtree size of every location in anc.
+func (t *Tree) grow(anc []int32, n int32) {
+	for _, a := range anc {
+		t.nodes[a].size += n
+	}
 }
 
 // relink recomputes the ancestors and municipality of i from its parent.
@@ -195,6 +204,7 @@ func (t *Tree) move(id, newParentID string) error {
 	}
 	if n.parent >= 0 {
 		t.detach(n.parent, i)
+		t.grow(n.anc[:len(n.anc)-1], -n.size)
 	}
 	n.parent = np
 	if np >= 0 {
@@ -207,6 +217,9 @@ func (t *Tree) move(id, newParentID string) error {
 		stack = stack[:len(stack)-1]
 		t.relink(c)
 		stack = append(stack, t.nodes[c].children...)
+	}
+	if np >= 0 {
+		t.grow(t.nodes[np].anc, t.nodes[i].size)
 	}
 	return nil
 }
@@ -240,6 +253,7 @@ func (t *Tree) remove(ids ...string) {
 		}
 		if p := t.nodes[i].parent; p >= 0 {
 			t.detach(p, i)
+			t.grow(t.nodes[p].anc, -t.nodes[i].size)
 		}
 		stack := []int32{i}
 		for len(stack) > 0 {
@@ -336,6 +350,18 @@ func (t *Tree) Index(id string) (int32, bool) {
 func (t *Tree) Len() int {
 	defer t.rlock()()
 	return len(t.index)
+}
+
+// SubtreeSize returns the number of locations in the subtree of id, id
+// included; 0 for an unknown id. Constant time: every node keeps its count,
+// updated by Add, Move and Remove along the ancestors.
+func (t *Tree) SubtreeSize(id string) int {
+	defer t.rlock()()
+	i, ok := t.index[id]
+	if !ok {
+		return 0
+	}
+	return int(t.nodes[i].size)
 }
 
 // Get returns the location id.

@@ -119,7 +119,16 @@ func TestTree_AddRejectsBadInput(t *testing.T) {
 
 func TestTree_Move(t *testing.T) {
 	tr := memTree(t, sampleLocations()...)
+	sizes := func() []int {
+		var n []int
+		for _, id := range []string{"R1", "R2", "D1", "M1", "M3", "nope"} {
+			n = append(n, tr.SubtreeSize(id))
+		}
+		return n
+	}
+	assert.Equal(t, []int{6, 2, 4, 2, 1, 0}, sizes(), "subtree sizes of R1, R2, D1, M1, M3, nope")
 	require.NoError(t, tr.Move("D1", "R2"))
+	assert.Equal(t, []int{2, 6, 4, 2, 1, 0}, sizes(), "after moving D1 under R2")
 	assert.True(t, tr.IsWithin("V1", "R2"))
 	assert.False(t, tr.IsWithin("V1", "R1"))
 	assert.Equal(t, []string{"M1", "D1", "R2"}, tr.Ancestors("V1"))
@@ -136,6 +145,7 @@ func TestTree_Move(t *testing.T) {
 	m, _ = tr.MunicipalityOf("V1")
 	assert.Equal(t, "M3", m)
 	require.NoError(t, tr.Move("V1", "M3"), "same parent")
+	assert.Equal(t, []int{3, 4, 2, 1, 2, 0}, sizes(), "after moving M1 to the top and V1 under M3")
 
 	assert.ErrorIs(t, tr.Move("R2", "R2"), location.ErrCycle)
 	assert.ErrorIs(t, tr.Move("R2", "V2"), location.ErrCycle)
@@ -153,6 +163,8 @@ func TestTree_Remove(t *testing.T) {
 	require.True(t, ok)
 	tr.Remove("D1", "nope")
 	assert.Equal(t, 4, tr.Len())
+	assert.Equal(t, 2, tr.SubtreeSize("R1"), "R1 keeps itself and M3")
+	assert.Equal(t, 0, tr.SubtreeSize("D1"))
 	for _, id := range []string{"D1", "M1", "V1", "V2"} {
 		_, ok := tr.Get(id)
 		assert.False(t, ok, id)
@@ -345,8 +357,14 @@ func assertTreeMatches(t *testing.T, e env, tr *location.Tree) {
 		assert.Equal(t, fresh.Children(l.ID), tr.Children(l.ID), "children of %s", l.ID)
 	}
 	closure := map[[2]string]bool{}
+	size := map[string]int{}
 	for _, p := range paths(t, e) {
 		closure[[2]string{p.DescendantID, p.AncestorID}] = true
+		size[p.AncestorID]++
+	}
+	for _, l := range all {
+		assert.Equal(t, size[l.ID], tr.SubtreeSize(l.ID), "subtree size of %s", l.ID)
+		assert.Equal(t, size[l.ID], fresh.SubtreeSize(l.ID), "subtree size of %s (fresh)", l.ID)
 	}
 	mismatches := 0
 	for _, x := range all {
