@@ -165,16 +165,39 @@ func BenchmarkFilterScale(b *testing.B) {
 	}
 }
 
-// explain logs the query plan of q's count on PostgreSQL.
+// explain logs, on PostgreSQL, the plans of q's count: the custom plan the
+// server makes for the first executions of a prepared statement, and the
+// generic plan it may cache after five (pgx prepares every statement).
 func explain(b *testing.B, db *gorm.DB, name string, q *gorm.DB) {
 	if dbtest.Name() != "postgres" {
 		return
 	}
 	stmt := q.Session(&gorm.Session{DryRun: true}).Select("count(*)").Find(&[]map[string]any{}).Statement
-	var lines []string
-	if err := db.Raw("EXPLAIN "+stmt.SQL.String(), stmt.Vars...).Scan(&lines).Error; err != nil {
+	var custom, generic []string
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Raw("EXPLAIN "+stmt.SQL.String(), stmt.Vars...).Scan(&custom).Error; err != nil {
+			return err
+		}
+		args := make([]string, len(stmt.Vars))
+		for i, v := range stmt.Vars {
+			args[i] = "'" + strings.ReplaceAll(fmt.Sprint(v), "'", "''") + "'"
+		}
+		for _, sql := range []string{
+			"PREPARE townhall_bench AS " + stmt.SQL.String(),
+			"SET LOCAL plan_cache_mode = force_generic_plan",
+		} {
+			if err := tx.Exec(sql).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Raw("EXPLAIN EXECUTE townhall_bench(" + strings.Join(args, ", ") + ")").Scan(&generic).Error; err != nil {
+			return err
+		}
+		return tx.Exec("DEALLOCATE townhall_bench").Error
+	})
+	if err != nil {
 		b.Logf("%s: explain: %v", name, err)
 		return
 	}
-	b.Logf("%s plan:\n  %s", name, strings.Join(lines, "\n  "))
+	b.Logf("%s custom plan:\n  %s\n%s generic plan:\n  %s", name, strings.Join(custom, "\n  "), name, strings.Join(generic, "\n  "))
 }

@@ -83,5 +83,10 @@
 // condition on the closure table whose size follows the number of subtrees,
 // never their size, with every value a parameter and the column name
 // validated. access.Checker.LocationFilter builds one per request; Contains
-// answers for the tree it was built on.
+// answers for the tree it was built on. Each Tree node keeps the size of
+// its subtree, so a filter knows in O(roots) what share of the tree it
+// selects; on PostgreSQL that share picks the form of the condition (an
+// index-driven join for narrow filters, one sequential pass with a hashed
+// subtree for wide ones: see Filter.Condition). Index the host table's
+// location column: narrow filters then read only the records they select.
 package location
