@@ -628,7 +628,13 @@ func (r *renderer) render(c cond) (clause.Expression, condKind, error) {
 		// An organisation counts only at a live location (the closure table
 		// holds live locations only): a record placed by an organisation at a
 		// deleted location has no live location, as in Check.
-		liveOrgs := "(SELECT id FROM " + affiliation.OrganisationsTable + " WHERE deleted_at IS NULL" +
+		key := "id"
+		if r.mysql {
+			// Binary on both sides: materialised once, probed per record
+			// (see location.Filter.Condition).
+			key = "CAST(id AS BINARY)"
+		}
+		liveOrgs := "(SELECT " + key + " FROM " + affiliation.OrganisationsTable + " WHERE deleted_at IS NULL" +
 			" AND location_id IN (SELECT descendant_id FROM " + location.PathsTable + " WHERE depth = 0)"
 		live := clause.Expr{SQL: liveOrgs + ")"}
 		if len(c.vals) > 0 {

@@ -3,6 +3,7 @@ package location_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -216,6 +217,35 @@ func BenchmarkTree100k(b *testing.B) {
 			}
 			if in != (i%2 == 0) {
 				b.Fatal(p)
+			}
+		}
+	})
+	// Filters on a frozen copy, as the checker builds them: three regions
+	// minus two municipalities.
+	frozen := tr.Clone().Freeze()
+	roots, carved := []string{"r1", "r2", "r3"}, []string{"r1d0m0", "r2d5m7"}
+	b.Run("SubtreesFilter", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if f := location.SubtreesFilter(frozen, roots, carved); f.Empty() {
+				b.Fatal("empty filter")
+			}
+		}
+	})
+	b.Run("FilterContains", func(b *testing.B) {
+		f := location.SubtreesFilter(frozen, roots, carved)
+		want := make([]bool, len(pairs))
+		for k, p := range pairs {
+			anc := frozen.Ancestors(p[0]) // nearest first
+			top := anc[len(anc)-1]
+			want[k] = slices.Contains(roots, top) && !frozen.IsWithin(p[0], carved[0]) && !frozen.IsWithin(p[0], carved[1])
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			k := i % len(pairs)
+			if f.Contains(pairs[k][0]) != want[k] {
+				b.Fatal(pairs[k][0])
 			}
 		}
 	})
