@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
@@ -29,10 +31,13 @@ import (
 //	TOWNHALL_TEST_POSTGRES_DSN='host=127.0.0.1 user=postgres dbname=test sslmode=disable' \
 //	  go test -run '^$' -bench FilterScale -benchtime 20x -v ./access/
 //
-// With -v it logs each case's row count and EXPLAIN plan.
+// On PostgreSQL the townhall and openIMIS cases also run unprepared (the
+// simple protocol, as behind a transaction-pooling proxy), where the server
+// plans every count for its values. With -v it logs each case's row count
+// and the custom and generic plans of townhall's query.
 func BenchmarkFilterScale(b *testing.B) {
 	ctx := context.Background()
-	db := dbtest.New(b)
+	db, dsn := dbtest.NewWithDSN(b)
 	p, err := townhall.Open(ctx, db, townhall.WithKDF(testkit.FastKDF), townhall.WithSyncInterval(-1))
 	if err != nil {
 		b.Fatal(err)
@@ -111,6 +116,19 @@ func BenchmarkFilterScale(b *testing.B) {
 			must(p.Admin.Approve(ctx, sys, u.name, place))
 		}
 	}
+	// On PostgreSQL a second pool sends every statement unprepared (as
+	// behind a transaction-pooling proxy), so the server plans each count
+	// for its values and never caches a generic plan.
+	var simple *gorm.DB
+	if dbtest.Name() == "postgres" {
+		simple, err = gorm.Open(postgres.New(postgres.Config{DSN: dsn, PreferSimpleProtocol: true}), &gorm.Config{Logger: logger.Discard})
+		must(err)
+		defer func() {
+			if sqlDB, err := simple.DB(); err == nil {
+				_ = sqlDB.Close()
+			}
+		}()
+	}
 	cols := access.Columns{Location: "location_id", Category: "category"}
 	count := func(q *gorm.DB) int64 {
 		var n int64
@@ -124,7 +142,7 @@ func BenchmarkFilterScale(b *testing.B) {
 		must(err)
 		want := count(db.Table("bench_records").Scopes(f.Scope(cols)))
 		explain(b, db, u.name+"/townhall", db.Table("bench_records").Scopes(f.Scope(cols)))
-		b.Run(u.name+"/townhall", func(b *testing.B) {
+		townhall := func(b *testing.B, db *gorm.DB) {
 			for b.Loop() {
 				f, err := p.Checker.Filter(ctx, subject, "equipment", "view")
 				must(err)
@@ -132,8 +150,9 @@ func BenchmarkFilterScale(b *testing.B) {
 					b.Fatalf("%d rows, want %d", n, want)
 				}
 			}
-		})
-		b.Run(u.name+"/openimis-in-list", func(b *testing.B) {
+		}
+		b.Run(u.name+"/townhall", func(b *testing.B) { townhall(b, db) })
+		openIMIS := func(b *testing.B, db *gorm.DB) {
 			for b.Loop() {
 				var ids []string
 				for _, place := range u.places {
@@ -148,7 +167,12 @@ func BenchmarkFilterScale(b *testing.B) {
 					b.Fatalf("%d rows, want %d", n, want)
 				}
 			}
-		})
+		}
+		b.Run(u.name+"/openimis-in-list", func(b *testing.B) { openIMIS(b, db) })
+		if simple != nil {
+			b.Run(u.name+"/townhall-unprepared", func(b *testing.B) { townhall(b, simple) })
+			b.Run(u.name+"/openimis-in-list-unprepared", func(b *testing.B) { openIMIS(b, simple) })
+		}
 		cte := "WITH RECURSIVE sub(id) AS (SELECT id FROM " + location.LocationsTable + " WHERE id IN ? AND deleted_at IS NULL" +
 			" UNION ALL SELECT l.id FROM " + location.LocationsTable + " l JOIN sub ON l.parent_id = sub.id WHERE l.deleted_at IS NULL)" +
 			" SELECT count(*) FROM bench_records WHERE location_id IN (SELECT id FROM sub)"

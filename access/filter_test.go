@@ -3,6 +3,7 @@ package access_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -392,14 +393,27 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 	p := world(t)
 	ctx := context.Background()
 	hostTable(t, p, "records", worldRows()...)
+	// On PostgreSQL the size class of the subtrees (wide, small or
+	// neither) picks one of three forms of the same subtree test
+	// (location.Filter.Condition); sqlOf writes each as the plain one, and
+	// the values as a sorted set (the small form repeats the roots).
 	sqlOf := func(subject, module, action string) (string, []any) {
 		f, err := p.Checker.Filter(ctx, access.Subject{UserID: subject}, module, action)
 		require.NoError(t, err)
 		stmt := p.DB().Session(&gorm.Session{DryRun: true}).Table("records").Scopes(f.Scope(hostColumns)).Find(&[]hostRow{}).Statement
-		// On PostgreSQL a filter over an eighth of the tree or more wraps
-		// its subtree test in "(...) IS TRUE" (location.Filter.Condition):
-		// the share, not the size, of a subtree picks the form.
-		return unwrapWide.Replace(stmt.SQL.String()), stmt.Vars
+		sql := placeholder.ReplaceAllString(stmt.SQL.String(), "?")
+		sql = smallForm.ReplaceAllString(sql, `"location_id" IN ($1)`)
+		sql = wideForm.ReplaceAllString(sql, `("location_id" IN ($1))`)
+		var vals []string
+		for _, v := range stmt.Vars {
+			vals = append(vals, fmt.Sprint(v))
+		}
+		slices.Sort(vals)
+		var vars []any
+		for _, v := range slices.Compact(vals) {
+			vars = append(vars, v)
+		}
+		return sql, vars
 	}
 	type shape struct {
 		sql  string
@@ -430,7 +444,12 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 	assert.Greater(t, len(vars), len(before[subjects[0]].vars))
 }
 
-var unwrapWide = strings.NewReplacer(`(("location_id" IN (SELECT`, `("location_id" IN (SELECT`, `)) IS TRUE)`, `))`)
+var (
+	placeholder = regexp.MustCompile(`\$\d+`)
+	subtreeSQL  = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN \([?,]+\)`
+	smallForm   = regexp.MustCompile(`"location_id" = ANY\(ARRAY\((` + subtreeSQL + `)\)\) AND \("location_id" IN \(` + subtreeSQL + `\)\) IS TRUE`)
+	wideForm    = regexp.MustCompile(`\(\("location_id" IN \((` + subtreeSQL + `)\)\) IS TRUE\)`)
+)
 
 // Affiliated actions constrain the organisation column: records of an
 // organisation with a live link to the subject (at the checker's clock),

@@ -37,18 +37,26 @@ import (
 //	AND col NOT IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (?, ...))
 //
 // with "col IN (SELECT id FROM townhall_locations WHERE deleted_at IS
-// NULL)" as the first line of a LiveFilter, on PostgreSQL the first line of
-// a wide filter wrapped in "(...) IS TRUE", and, on MySQL and MariaDB, the
-// column also compared as a binary string (see Condition).
+// NULL)" as the first line of a LiveFilter, on PostgreSQL another form of
+// the first line for wide and for small filters, and, on MySQL and
+// MariaDB, the column also compared as a binary string (see Condition).
 type Filter struct {
 	kind    filterKind
 	tree    *Tree
 	roots   []string // kindSubtrees: sorted, none inside another
 	exclude []string // sorted, none inside another
-	// wide is set on a SubtreesFilter that selects at least 1/wideShare of
-	// the tree's locations (see Condition).
-	wide bool
+	// pgForm is the PostgreSQL form of a SubtreesFilter (see Condition).
+	pgForm pgForm
 }
+
+// pgForm names the three PostgreSQL forms of a subtrees condition.
+type pgForm uint8
+
+const (
+	pgJoin   pgForm = iota // col IN (subquery): an index-driven semi-join
+	pgArray                // col = ANY(ARRAY(subquery)), guarded by the hashed subquery
+	pgHashed               // (col IN (subquery)) IS TRUE: a hashed SubPlan
+)
 
 // wideShare is the share of the tree (one in wideShare locations) from
 // which a subtrees filter counts as wide on PostgreSQL. Reading a record
@@ -57,6 +65,13 @@ type Filter struct {
 // BenchmarkFilterScale), so from about an eighth of the records a scan
 // wins; the share of locations stands in for the share of records.
 const wideShare = 8
+
+// maxArray is the largest subtree total (the roots' subtrees, carve-outs
+// included) for which a narrow filter takes the array form on PostgreSQL.
+// Without an index on the host column the server searches the array
+// linearly, but only for the records that passed the hashed guard, so
+// the cost stays below maxArray/2 comparisons per selected record.
+const maxArray = 256
 
 type filterKind uint8
 
@@ -88,17 +103,25 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 		return Filter{}
 	}
 	var kept []string
-	size := 0
+	subtrees := 0
 	for _, id := range r {
-		size += t.SubtreeSize(id)
+		subtrees += t.SubtreeSize(id)
 	}
+	size := subtrees
 	for _, e := range ex {
 		if withinAny(t, e, r) {
 			kept = append(kept, e)
 			size -= t.SubtreeSize(e)
 		}
 	}
-	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept, wide: size*wideShare >= t.Len()}
+	form := pgJoin
+	switch {
+	case size*wideShare >= t.Len():
+		form = pgHashed
+	case subtrees <= maxArray:
+		form = pgArray
+	}
+	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept, pgForm: form}
 }
 
 // LiveFilter returns the filter of every live location minus the subtrees
@@ -196,18 +219,28 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // expression carries its own parentheses, and every value in it is a bound
 // parameter.
 //
-// On PostgreSQL the condition takes one of two forms, chosen from the
-// share of the tree the filter selects, because the server may plan a
-// prepared statement once for all parameter values (a generic plan, which
-// drivers such as pgx get by default after five executions) and then
-// assumes an average subtree of a few locations. A narrow filter (under
-// an eighth of the tree's locations) is the plain "col IN (subquery)",
-// which the server answers with the location index, record by record: the
-// right plan for a few subtrees whatever the values. A wide filter wraps
-// it in "(...) IS TRUE", which keeps the subquery out of the join search:
-// the server hashes the subtree once and tests each record it reads
-// against the hash, so a national scope costs one sequential pass and
-// never a lookup per location. Either way the result is the same.
+// On PostgreSQL a subtrees condition takes one of three forms, chosen from
+// the size of the subtrees as the filter's tree knows them, so that the
+// plan is sound whether the server plans each execution for its values (a
+// custom plan) or keeps one plan for all values of a prepared statement (a
+// generic plan, which drivers such as pgx get by default after five
+// executions, and which assumes an average subtree of a few locations):
+//
+//   - a wide filter (an eighth of the tree's locations or more) wraps the
+//     test in "(col IN (subquery)) IS TRUE", which keeps the subquery out
+//     of the join search: the server hashes the subtrees once and probes
+//     the hash for each record it reads, one sequential pass in every plan;
+//   - a small one (its roots' subtrees hold at most 256 locations) reads
+//     "col = ANY(ARRAY(subquery)) AND (col IN (subquery)) IS TRUE": the
+//     array drives one bitmap scan of an index on the column in every plan
+//     (a plain semi-join is planned as a hash join over the whole table
+//     when the server knows the values), and the hashed test, evaluated
+//     first, keeps the server's linear search of the array to the records
+//     in scope when the column has no index;
+//   - any other is the plain "col IN (subquery)", which the server answers
+//     as a semi-join through the column's index.
+//
+// The three select the same rows.
 //
 // IDs compare byte for byte on every database. On MySQL and MariaDB, whose
 // collations may ignore case or trailing spaces, the column is compared
@@ -234,13 +267,13 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	mysql := dialect == dbx.MySQL
 	var in clause.Expression
 	switch {
-	case f.kind == filterSubtrees && f.wide && dialect == dbx.Postgres:
-		// Not at the top level of the WHERE clause, the subquery stays a
-		// hashed SubPlan: one sequential pass with a hash probe per record,
-		// whatever plan the server caches (see Condition).
-		in = clause.Expr{
-			SQL:  "((? IN (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?)) IS TRUE)",
-			Vars: []any{col, f.roots},
+	case f.kind == filterSubtrees && dialect == dbx.Postgres && f.pgForm != pgJoin:
+		// Not at the top level of the WHERE clause, the IN stays a hashed
+		// SubPlan (see Condition).
+		sub := clause.Expr{SQL: "SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?", Vars: []any{f.roots}}
+		in = clause.Expr{SQL: "((? IN (?)) IS TRUE)", Vars: []any{col, sub}}
+		if f.pgForm == pgArray {
+			in = clause.Expr{SQL: "(? = ANY(ARRAY(?)) AND (? IN (?)) IS TRUE)", Vars: []any{col, sub, col, sub}}
 		}
 	case f.kind == filterLive && mysql:
 		// Every live location has its own row as a descendant: a

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glebarez/sqlite"
 	"github.com/stretchr/testify/assert"
@@ -207,38 +208,65 @@ func TestFilter_ConditionCombines(t *testing.T) {
 	assert.Nil(t, cond, "no condition at all")
 }
 
-// On PostgreSQL a filter over an eighth of the tree or more keeps its
-// subquery out of the join search ("IS TRUE"), so that a cached generic
-// plan cannot look records up location by location; a narrower one stays
-// a plain IN that the location index serves. Both forms select the same
-// rows (TestFilter_ScopeAgreesWithContains runs both on PostgreSQL).
-func TestFilter_PostgresFormFollowsTheShareOfTheTree(t *testing.T) {
+// On PostgreSQL the size of the subtrees picks the form of the condition
+// (location.Filter.Condition): a wide filter (an eighth of the tree or
+// more) a hashed test, a small one (its roots' subtrees at most 256
+// locations) an array that drives the column's index, guarded by the
+// hashed test, any other the plain semi-join. All select the same rows
+// (TestFilter_ScopeAgreesWithContains and the access package's
+// differential test run every form on PostgreSQL).
+func TestFilter_PostgresFormFollowsTheSizeOfTheSubtrees(t *testing.T) {
+	// R, 10 districts, 300 villages each: 3,011 locations.
 	tree := location.NewTree()
 	require.NoError(t, tree.Add(loc("R", "region", "")))
-	for i := range 15 {
-		require.NoError(t, tree.Add(loc(fmt.Sprintf("M%d", i), "municipality", "R")))
+	var d0Villages []string
+	for d := range 10 {
+		did := fmt.Sprintf("D%d", d)
+		require.NoError(t, tree.Add(loc(did, "district", "R")))
+		for v := range 300 {
+			vid := fmt.Sprintf("%s-V%d", did, v)
+			require.NoError(t, tree.Add(loc(vid, "village", did)))
+			if d == 0 {
+				d0Villages = append(d0Villages, vid)
+			}
+		}
 	}
 	pg, err := gorm.Open(postgres.New(postgres.Config{DSN: "host=127.0.0.1"}), &gorm.Config{DryRun: true, DisableAutomaticPing: true})
 	require.NoError(t, err)
 	sqlOf := func(f location.Filter) string {
 		return pg.Table("records").Scopes(f.Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
 	}
+	const (
+		join   = "join"
+		array  = "array"
+		hashed = "hashed"
+	)
 	cases := []struct {
-		name    string
-		filter  location.Filter
-		hashed  bool
-		subtree int
+		name     string
+		filter   location.Filter
+		form     string
+		selected int
 	}{
-		{"one of sixteen", location.SubtreesFilter(tree, []string{"M0"}, nil), false, 1},
-		{"two of sixteen", location.SubtreesFilter(tree, []string{"M0", "M1"}, nil), true, 2},
-		{"the region minus fourteen", location.SubtreesFilter(tree, []string{"R"}, []string{"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M11", "M12", "M13"}), true, 2},
-		{"the region minus fifteen", location.SubtreesFilter(tree, []string{"R"}, []string{"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M11", "M12", "M13", "M14"}), false, 1},
-		{"the region", location.SubtreesFilter(tree, []string{"R"}, nil), true, 16},
+		{"one village", location.SubtreesFilter(tree, []string{"D0-V0"}, nil), array, 1},
+		{"200 villages", location.SubtreesFilter(tree, d0Villages[:200], nil), array, 200},
+		{"a district", location.SubtreesFilter(tree, []string{"D0"}, nil), join, 301},
+		{"a district minus 100 villages", location.SubtreesFilter(tree, []string{"D0"}, d0Villages[:100]), join, 201},
+		{"the region minus nine districts", location.SubtreesFilter(tree, []string{"R"}, []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}), join, 302},
+		{"the region minus eight districts", location.SubtreesFilter(tree, []string{"R"}, []string{"D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}), hashed, 603},
+		{"two districts", location.SubtreesFilter(tree, []string{"D0", "D1"}, nil), hashed, 602},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := sqlOf(tc.filter)
-			assert.Equal(t, tc.hashed, strings.Contains(got, ") IS TRUE)"), got)
+			form := join
+			switch {
+			case strings.Contains(got, `"location_id" = ANY(ARRAY(SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`):
+				form = array
+				assert.Contains(t, got, `AND ("location_id" IN (SELECT descendant_id`, "the hashed guard")
+			case strings.Contains(got, ") IS TRUE)"):
+				form = hashed
+			}
+			assert.Equal(t, tc.form, form, got)
 			assert.Contains(t, got, `"location_id" IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`)
 			n := 0
 			for _, l := range tree.Locations() {
@@ -246,7 +274,7 @@ func TestFilter_PostgresFormFollowsTheShareOfTheTree(t *testing.T) {
 					n++
 				}
 			}
-			assert.Equal(t, tc.subtree, n, "locations selected")
+			assert.Equal(t, tc.selected, n, "locations selected")
 		})
 	}
 	// MySQL, MariaDB and SQLite plan every execution: one form.
@@ -258,5 +286,96 @@ func TestFilter_PostgresFormFollowsTheShareOfTheTree(t *testing.T) {
 		got := db.Table("records").Scopes(cases[len(cases)-1].filter.Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
 		assert.Contains(t, got, "SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (")
 		assert.NotContains(t, got, "IS TRUE", db.Dialector.Name())
+	}
+}
+
+// Every PostgreSQL form of a subtrees condition (see the test above)
+// selects exactly the rows Contains selects, on a tree of 3,011 locations
+// bulk-inserted into the database; the other databases run the same cases
+// through their one form.
+func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
+	e := newEnv(t)
+	var (
+		locs  []benchLocation
+		paths []benchPath
+	)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	add := func(id, level string, ancestors ...string) {
+		l := benchLocation{ID: id, Name: id, Level: level, Depth: len(ancestors), CreatedAt: now, UpdatedAt: now}
+		if len(ancestors) > 0 {
+			l.ParentID = &ancestors[len(ancestors)-1]
+		}
+		locs = append(locs, l)
+		paths = append(paths, benchPath{AncestorID: id, DescendantID: id})
+		for k, a := range ancestors {
+			paths = append(paths, benchPath{AncestorID: a, DescendantID: id, Depth: len(ancestors) - k})
+		}
+	}
+	add("R", "region")
+	var d0Villages []string
+	for d := range 10 {
+		did := fmt.Sprintf("D%d", d)
+		add(did, "district", "R")
+		for v := range 300 {
+			vid := fmt.Sprintf("%s-V%d", did, v)
+			add(vid, "village", "R", did)
+			if d == 0 {
+				d0Villages = append(d0Villages, vid)
+			}
+		}
+	}
+	require.NoError(t, e.db.CreateInBatches(locs, 25).Error)
+	require.NoError(t, e.db.CreateInBatches(paths, 60).Error)
+	tree, err := location.LoadTree(context.Background(), e.db)
+	require.NoError(t, err)
+	require.Equal(t, 3011, tree.Len())
+
+	// Records: every location of D0 and D1, one of each other district, the
+	// region, an unknown location, a case variant, a NULL and an empty one.
+	require.NoError(t, e.db.Exec("CREATE TABLE records (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
+	require.NoError(t, e.db.Exec("CREATE INDEX records_location ON records (location_id)").Error)
+	var rows []string
+	for _, l := range locs {
+		if strings.HasPrefix(l.ID, "D0") || strings.HasPrefix(l.ID, "D1") || strings.HasSuffix(l.ID, "-V7") || l.ID == "R" {
+			rows = append(rows, l.ID)
+		}
+	}
+	rows = append(rows, "nowhere", "d0-V3", "-", "")
+	type record struct {
+		ID         int     `gorm:"column:id"`
+		LocationID *string `gorm:"column:location_id"`
+	}
+	var recs []record
+	for i, l := range rows {
+		r := record{ID: i + 1}
+		if l != "-" {
+			r.LocationID = &rows[i]
+		}
+		recs = append(recs, r)
+	}
+	require.NoError(t, e.db.Table("records").CreateInBatches(recs, 100).Error)
+
+	cases := map[string]location.Filter{
+		"one village":                      location.SubtreesFilter(tree, []string{"D0-V0"}, nil),
+		"200 villages":                     location.SubtreesFilter(tree, d0Villages[:200], nil),
+		"a district":                       location.SubtreesFilter(tree, []string{"D0"}, nil),
+		"a district minus 100 villages":    location.SubtreesFilter(tree, []string{"D0"}, d0Villages[:100]),
+		"the region minus nine districts":  location.SubtreesFilter(tree, []string{"R"}, []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}),
+		"the region minus eight districts": location.SubtreesFilter(tree, []string{"R"}, []string{"D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}),
+		"two districts":                    location.SubtreesFilter(tree, []string{"D0", "D1"}, nil),
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			var got []int
+			require.NoError(t, e.db.Table("records").Scopes(f.Scope("location_id")).Order("id").Pluck("id", &got).Error)
+			var want []int
+			for _, r := range recs {
+				if r.LocationID != nil && f.Contains(*r.LocationID) {
+					want = append(want, r.ID)
+				}
+			}
+			require.NotEmpty(t, want)
+			assert.Equal(t, want, got)
+		})
 	}
 }
