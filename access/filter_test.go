@@ -447,7 +447,7 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 var (
 	placeholder = regexp.MustCompile(`\$\d+`)
 	subtreeSQL  = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN \([?,]+\)`
-	smallForm   = regexp.MustCompile(`"location_id" = ANY\(ARRAY\((` + subtreeSQL + `)\)\) AND \("location_id" IN \(` + subtreeSQL + `\)\) IS TRUE`)
+	smallForm   = regexp.MustCompile(`\("location_id" IN \((` + subtreeSQL + `)\)\) IS TRUE AND "location_id" = ANY\(ARRAY\(` + subtreeSQL + `\)\)`)
 	wideForm    = regexp.MustCompile(`\(\("location_id" IN \((` + subtreeSQL + `)\)\) IS TRUE\)`)
 )
 

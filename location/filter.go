@@ -231,7 +231,7 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 //     of the join search: the server hashes the subtrees once and probes
 //     the hash for each record it reads, one sequential pass in every plan;
 //   - a small one (its roots' subtrees hold at most 256 locations) reads
-//     "col = ANY(ARRAY(subquery)) AND (col IN (subquery)) IS TRUE": the
+//     "(col IN (subquery)) IS TRUE AND col = ANY(ARRAY(subquery))": the
 //     array drives one bitmap scan of an index on the column in every plan
 //     (a plain semi-join is planned as a hash join over the whole table
 //     when the server knows the values), and the hashed test, evaluated
@@ -273,7 +273,8 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 		sub := clause.Expr{SQL: "SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?", Vars: []any{f.roots}}
 		in = clause.Expr{SQL: "((? IN (?)) IS TRUE)", Vars: []any{col, sub}}
 		if f.pgForm == pgArray {
-			in = clause.Expr{SQL: "(? = ANY(ARRAY(?)) AND (? IN (?)) IS TRUE)", Vars: []any{col, sub, col, sub}}
+			// The guard first: inside an OR the server keeps this order.
+			in = clause.Expr{SQL: "((? IN (?)) IS TRUE AND ? = ANY(ARRAY(?)))", Vars: []any{col, sub, col, sub}}
 		}
 	case f.kind == filterLive && mysql:
 		// Every live location has its own row as a descendant: a
