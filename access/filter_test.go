@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -393,27 +394,14 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 	p := world(t)
 	ctx := context.Background()
 	hostTable(t, p, "records", worldRows()...)
-	// On PostgreSQL the size class of the subtrees (wide, small or
-	// neither) picks one of three forms of the same subtree test
-	// (location.Filter.Condition); sqlOf writes each as the plain one, and
-	// the values as a sorted set (the small form repeats the roots).
+	// On PostgreSQL the size of the subtrees picks one of three forms of
+	// the same subtree test (location.Filter.Condition); sqlOf writes each
+	// as the plain semi-join, with its values in order.
 	sqlOf := func(subject, module, action string) (string, []any) {
 		f, err := p.Checker.Filter(ctx, access.Subject{UserID: subject}, module, action)
 		require.NoError(t, err)
 		stmt := p.DB().Session(&gorm.Session{DryRun: true}).Table("records").Scopes(f.Scope(hostColumns)).Find(&[]hostRow{}).Statement
-		sql := placeholder.ReplaceAllString(stmt.SQL.String(), "?")
-		sql = smallForm.ReplaceAllString(sql, `"location_id" IN ($1)`)
-		sql = wideForm.ReplaceAllString(sql, `("location_id" IN ($1))`)
-		var vals []string
-		for _, v := range stmt.Vars {
-			vals = append(vals, fmt.Sprint(v))
-		}
-		slices.Sort(vals)
-		var vars []any
-		for _, v := range slices.Compact(vals) {
-			vars = append(vars, v)
-		}
-		return sql, vars
+		return plainForm(t, stmt.SQL.String(), stmt.Vars)
 	}
 	type shape struct {
 		sql  string
@@ -444,11 +432,44 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 	assert.Greater(t, len(vars), len(before[subjects[0]].vars))
 }
 
+// plainForm rewrites PostgreSQL's array and hashed forms of a subtree test
+// (location.Filter.Condition) in sql as the plain semi-join, and returns
+// the SQL with "?" for "$n" and the values in order, those of the array
+// form's second subquery dropped after checking that they repeat the
+// first's. SQL of other databases passes through with its values.
+func plainForm(t *testing.T, sql string, vars []any) (string, []any) {
+	t.Helper()
+	drop := map[int]bool{}
+	sql = arrayForm.ReplaceAllStringFunc(sql, func(m string) string {
+		g := arrayForm.FindStringSubmatch(m)
+		first, second := placeholder.FindAllString(g[1], -1), placeholder.FindAllString(g[2], -1)
+		require.Equal(t, len(first), len(second), m)
+		for k := range first {
+			i, _ := strconv.Atoi(first[k][1:])
+			j, _ := strconv.Atoi(second[k][1:])
+			require.Equal(t, vars[i-1], vars[j-1], "the array repeats the guard's roots: %s", m)
+			drop[j-1] = true
+		}
+		return `("location_id" IN (` + subtreeSQL + g[1] + `)))`
+	})
+	sql = hashedForm.ReplaceAllString(sql, `("location_id" IN (`+subtreeSQL+`$1)))`)
+	var kept []any
+	for i, v := range vars {
+		if !drop[i] {
+			kept = append(kept, v)
+		}
+	}
+	return placeholder.ReplaceAllString(sql, "?"), kept
+}
+
+const subtreeSQL = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`
+
 var (
 	placeholder = regexp.MustCompile(`\$\d+`)
-	subtreeSQL  = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN \([?,]+\)`
-	smallForm   = regexp.MustCompile(`\("location_id" IN \((` + subtreeSQL + `)\)\) IS TRUE AND "location_id" = ANY\(ARRAY\(` + subtreeSQL + `\)\)`)
-	wideForm    = regexp.MustCompile(`\(\("location_id" IN \((` + subtreeSQL + `)\)\) IS TRUE\)`)
+	rootsList   = `((?:\$\d+,?)+)`
+	arrayForm   = regexp.MustCompile(`\(\("location_id" IN \(` + regexp.QuoteMeta(subtreeSQL) + rootsList + `\)\)\) IS TRUE AND "location_id" = ANY\(ARRAY\(` +
+		regexp.QuoteMeta(subtreeSQL) + rootsList + `\)\)\)\)`)
+	hashedForm = regexp.MustCompile(`\(\("location_id" IN \(` + regexp.QuoteMeta(subtreeSQL) + rootsList + `\)\)\) IS TRUE\)`)
 )
 
 // Affiliated actions constrain the organisation column: records of an

@@ -80,13 +80,15 @@
 //
 // Filter is a set of live subtrees minus carved-out subtrees (or
 // everything, or nothing) that becomes a GORM scope with Scope(column): a
-// condition on the closure table whose size follows the number of subtrees,
-// never their size, with every value a parameter and the column name
-// validated. access.Checker.LocationFilter builds one per request; Contains
-// answers for the tree it was built on. Each Tree node keeps the size of
-// its subtree, so a filter knows in O(roots) what share of the tree it
-// selects; on PostgreSQL that share picks the form of the condition (an
-// index-driven join for narrow filters, one sequential pass with a hashed
-// subtree for wide ones: see Filter.Condition). Index the host table's
-// location column: narrow filters then read only the records they select.
+// condition on the closure table whose length grows with the number of
+// subtree roots and carve-outs, never with the size of the subtrees, with
+// every value a parameter and the column name validated.
+// access.Checker.LocationFilter builds one per request; Contains answers
+// for the tree it was built on. Each Tree node keeps the size of its
+// subtree, so a filter knows its size in O(roots); on PostgreSQL the size
+// picks one of three forms of the condition (an array that drives the
+// column's index for small subtrees, a hashed test in one sequential pass
+// for wide ones, a semi-join otherwise: see Filter.Condition). Index the
+// host table's location column: narrow filters then read only the records
+// they select.
 package location

@@ -69,9 +69,16 @@ const wideShare = 8
 // maxArray is the largest subtree total (the roots' subtrees, carve-outs
 // included) for which a narrow filter takes the array form on PostgreSQL.
 // Without an index on the host column the server searches the array
-// linearly, but only for the records that passed the hashed guard, so
-// the cost stays below maxArray/2 comparisons per selected record.
+// linearly, but only for the records that passed the hashed guard, so the
+// cost stays below maxArray/2 comparisons per record in the roots'
+// subtrees.
 const maxArray = 256
+
+// maxHashed is the largest subtree total for which a wide filter takes the
+// hashed form on PostgreSQL: about 2 MB of closure rows as the server
+// sizes them (40 bytes each), within the default hash_mem of every
+// supported version, so that the server does hash them (see Condition).
+const maxHashed = 50_000
 
 type filterKind uint8
 
@@ -117,7 +124,9 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 	form := pgJoin
 	switch {
 	case size*wideShare >= t.Len():
-		form = pgHashed
+		if subtrees <= maxHashed {
+			form = pgHashed
+		}
 	case subtrees <= maxArray:
 		form = pgArray
 	}
@@ -213,11 +222,13 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 }
 
 // Condition returns the filter's condition on column, for the database of
-// db, as a GORM clause expression to combine with other conditions; nil
-// means no condition (an unrestricted filter). Column follows the rules of
-// Scope; an invalid one is an error wrapping ErrInvalidInput. The
-// expression carries its own parentheses, and every value in it is a bound
-// parameter.
+// db, as a GORM clause expression to combine with other conditions under
+// AND and OR; nil means no condition (an unrestricted filter). Column
+// follows the rules of Scope; an invalid one is an error wrapping
+// ErrInvalidInput. The expression carries its own parentheses, and every
+// value in it is a bound parameter. It is not meant to be negated: NOT of
+// it is not the filter's complement (the forms below treat a NULL column
+// differently under NOT).
 //
 // On PostgreSQL a subtrees condition takes one of three forms, chosen from
 // the size of the subtrees as the filter's tree knows them, so that the
@@ -226,17 +237,24 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // generic plan, which drivers such as pgx get by default after five
 // executions, and which assumes an average subtree of a few locations):
 //
-//   - a wide filter (an eighth of the tree's locations or more) wraps the
-//     test in "(col IN (subquery)) IS TRUE", which keeps the subquery out
-//     of the join search: the server hashes the subtrees once and probes
-//     the hash for each record it reads, one sequential pass in every plan;
+//   - a wide filter (an eighth of the tree's locations or more, its roots'
+//     subtrees at most 50,000 locations) wraps the test in "(col IN
+//     (subquery)) IS TRUE", which keeps the subquery out of the join
+//     search: the server hashes the subtrees once and probes the hash for
+//     each record it reads, one sequential pass in every plan. The server
+//     hashes a subquery only when its estimated result fits in hash_mem
+//     (work_mem × hash_mem_multiplier, 4 MB by default before PostgreSQL
+//     15), otherwise it would search it linearly for every record: hence
+//     the cap, about 2 MB of closure rows;
 //   - a small one (its roots' subtrees hold at most 256 locations) reads
 //     "(col IN (subquery)) IS TRUE AND col = ANY(ARRAY(subquery))": the
 //     array drives one bitmap scan of an index on the column in every plan
 //     (a plain semi-join is planned as a hash join over the whole table
 //     when the server knows the values), and the hashed test, evaluated
 //     first, keeps the server's linear search of the array to the records
-//     in scope when the column has no index;
+//     in scope when the column has no index (the server prefers the index
+//     once it has statistics on the table; a small table never analyzed
+//     may be scanned);
 //   - any other is the plain "col IN (subquery)", which the server answers
 //     as a semi-join through the column's index.
 //
@@ -245,7 +263,12 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // IDs compare byte for byte on every database. On MySQL and MariaDB, whose
 // collations may ignore case or trailing spaces, the column is compared
 // both as is (so that an index on it serves the query) and as a binary
-// string (CAST(column AS BINARY), so that the result is exact).
+// string against binary strings ("CAST(col AS BINARY) IN (SELECT
+// CAST(descendant_id AS BINARY) ...)", so that the result is exact): with
+// binary strings on both sides the server materialises the subquery once
+// and probes it per record, where "CAST(col AS BINARY) IN (SELECT
+// descendant_id ...)" made MariaDB 10.11 search the closure table's index
+// again for every record (4× slower at two districts).
 func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error) {
 	var col clause.Column
 	if column != "" {
@@ -300,12 +323,9 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 //	AND CAST(col AS BINARY) IN (SELECT CAST(key AS BINARY) FROM from)
 //
 // The first, under the column's collation, lets an index on the column
-// drive the query; the second makes it exact, and with binary strings on
-// both sides the server materialises the subquery once and probes it per
-// record (MariaDB 10.11 otherwise looked each record up in the closure
-// table's index again: 4× slower at two districts). The first is a
-// superset of the second only when the subquery filters on nothing but its
-// key: MariaDB 10.11 answers "col IN (SELECT id ... WHERE deleted_at IS
+// drive the query; the second makes it exact (see Condition). The first is
+// a superset of the second only when the subquery filters on nothing but
+// its key: MariaDB 10.11 answers "col IN (SELECT id ... WHERE deleted_at IS
 // NULL)" by one lookup on the unique key under the column's collation, and
 // may then find a deleted row whose ID differs from a live one only in
 // case, and miss the live one.

@@ -210,64 +210,35 @@ func TestFilter_ConditionCombines(t *testing.T) {
 
 // On PostgreSQL the size of the subtrees picks the form of the condition
 // (location.Filter.Condition): a wide filter (an eighth of the tree or
-// more) a hashed test, a small one (its roots' subtrees at most 256
-// locations) an array that drives the column's index, guarded by the
-// hashed test, any other the plain semi-join. All select the same rows
-// (TestFilter_ScopeAgreesWithContains and the access package's
-// differential test run every form on PostgreSQL).
+// more, at most 50,000 locations in its roots' subtrees) a hashed test, a
+// small one (its roots' subtrees at most 256 locations) an array that
+// drives the column's index, guarded by the hashed test, any other the
+// plain semi-join. TestFilter_EveryFormAgreesWithContains runs each form
+// against Contains.
 func TestFilter_PostgresFormFollowsTheSizeOfTheSubtrees(t *testing.T) {
-	// R, 10 districts, 300 villages each: 3,011 locations.
-	tree := location.NewTree()
-	require.NoError(t, tree.Add(loc("R", "region", "")))
-	var d0Villages []string
-	for d := range 10 {
-		did := fmt.Sprintf("D%d", d)
-		require.NoError(t, tree.Add(loc(did, "district", "R")))
-		for v := range 300 {
-			vid := fmt.Sprintf("%s-V%d", did, v)
-			require.NoError(t, tree.Add(loc(vid, "village", did)))
-			if d == 0 {
-				d0Villages = append(d0Villages, vid)
-			}
-		}
-	}
+	tree, d0Villages := formTree(t)
 	pg, err := gorm.Open(postgres.New(postgres.Config{DSN: "host=127.0.0.1"}), &gorm.Config{DryRun: true, DisableAutomaticPing: true})
 	require.NoError(t, err)
 	sqlOf := func(f location.Filter) string {
 		return pg.Table("records").Scopes(f.Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
 	}
-	const (
-		join   = "join"
-		array  = "array"
-		hashed = "hashed"
-	)
-	cases := []struct {
-		name     string
-		filter   location.Filter
-		form     string
-		selected int
-	}{
-		{"one village", location.SubtreesFilter(tree, []string{"D0-V0"}, nil), array, 1},
-		{"200 villages", location.SubtreesFilter(tree, d0Villages[:200], nil), array, 200},
-		{"a district", location.SubtreesFilter(tree, []string{"D0"}, nil), join, 301},
-		{"a district minus 100 villages", location.SubtreesFilter(tree, []string{"D0"}, d0Villages[:100]), join, 201},
-		{"the region minus nine districts", location.SubtreesFilter(tree, []string{"R"}, []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}), join, 302},
-		{"the region minus eight districts", location.SubtreesFilter(tree, []string{"R"}, []string{"D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}), hashed, 603},
-		{"two districts", location.SubtreesFilter(tree, []string{"D0", "D1"}, nil), hashed, 602},
+	const sub = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`
+	form := func(sql string) string {
+		switch {
+		case strings.Contains(sql, `(("location_id" IN (`+sub) && strings.Contains(sql, `)) IS TRUE AND "location_id" = ANY(ARRAY(`+sub):
+			return "array" // the hashed guard first
+		case strings.Contains(sql, `(("location_id" IN (`+sub) && strings.Contains(sql, `)) IS TRUE)`) && !strings.Contains(sql, "ANY("):
+			return "hashed"
+		case strings.Contains(sql, `("location_id" IN (`+sub) && !strings.Contains(sql, "IS TRUE") && !strings.Contains(sql, "ANY("):
+			return "join"
+		}
+		return "unknown"
 	}
-	for _, tc := range cases {
+	for _, tc := range formCases(tree, d0Villages) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := sqlOf(tc.filter)
-			form := join
-			switch {
-			case strings.Contains(got, `"location_id" = ANY(ARRAY(SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`):
-				form = array
-				assert.Contains(t, got, `)) IS TRUE AND "location_id" = ANY(ARRAY(`, "the hashed guard, first")
-			case strings.Contains(got, ") IS TRUE)"):
-				form = hashed
-			}
-			assert.Equal(t, tc.form, form, got)
-			assert.Contains(t, got, `"location_id" IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`)
+			assert.Equal(t, tc.form, form(got), got)
+			assert.Equal(t, strings.Count(got, "NOT IN"), min(1, len(tc.filter.Excluded())), "carve-outs: %s", got)
 			n := 0
 			for _, l := range tree.Locations() {
 				if tc.filter.Contains(l.ID) {
@@ -277,20 +248,98 @@ func TestFilter_PostgresFormFollowsTheSizeOfTheSubtrees(t *testing.T) {
 			assert.Equal(t, tc.selected, n, "locations selected")
 		})
 	}
+
+	// A wide filter whose subtrees exceed 50,000 locations joins: the
+	// server would not hash so large a subquery. 65,001 locations: a
+	// district of 55,000 and one of 10,000.
+	big := location.NewTree()
+	require.NoError(t, big.Add(loc("R", "region", "")))
+	require.NoError(t, big.Add(loc("Big", "district", "R")))
+	require.NoError(t, big.Add(loc("Small", "district", "R")))
+	for v := range 64998 {
+		parent := "Big"
+		if v >= 54999 {
+			parent = "Small"
+		}
+		require.NoError(t, big.Add(loc(fmt.Sprintf("V%d", v), "village", parent)))
+	}
+	require.Equal(t, []int{55000, 10000}, []int{big.SubtreeSize("Big"), big.SubtreeSize("Small")})
+	assert.Equal(t, "join", form(sqlOf(location.SubtreesFilter(big, []string{"Big"}, nil))))
+	assert.Equal(t, "hashed", form(sqlOf(location.SubtreesFilter(big, []string{"Small"}, nil))))
+
 	// MySQL, MariaDB and SQLite plan every execution: one form.
 	my, err := gorm.Open(mysql.New(mysql.Config{DSN: "root@tcp(127.0.0.1:1)/none", SkipInitializeWithVersion: true}), &gorm.Config{DryRun: true, DisableAutomaticPing: true})
 	require.NoError(t, err)
 	lite, err := gorm.Open(sqlite.Open(":memory:"), &gorm.Config{DryRun: true})
 	require.NoError(t, err)
 	for _, db := range []*gorm.DB{my, lite} {
-		got := db.Table("records").Scopes(cases[len(cases)-1].filter.Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
+		got := db.Table("records").Scopes(location.SubtreesFilter(tree, []string{"D0", "D1"}, nil).Scope("location_id")).Find(&[]map[string]any{}).Statement.SQL.String()
 		assert.Contains(t, got, "SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (")
 		assert.NotContains(t, got, "IS TRUE", db.Dialector.Name())
 	}
 }
 
+// formTree builds, in memory, the tree of the form tests: R with 10
+// districts of 300 villages each (D0..D9) and a small district D10 with 3
+// municipalities of 50 villages: 3,165 locations, parents first. It
+// returns the villages of D0.
+func formTree(t testing.TB) (*location.Tree, []string) {
+	t.Helper()
+	tree := location.NewTree()
+	var d0Villages []string
+	for _, l := range formLocations() {
+		require.NoError(t, tree.Add(l))
+		if l.ParentID == "D0" {
+			d0Villages = append(d0Villages, l.ID)
+		}
+	}
+	require.Equal(t, 3165, tree.Len())
+	return tree, d0Villages
+}
+
+func formLocations() []location.Location {
+	out := []location.Location{loc("R", "region", "")}
+	for d := range 10 {
+		did := fmt.Sprintf("D%d", d)
+		out = append(out, loc(did, "district", "R"))
+		for v := range 300 {
+			out = append(out, loc(fmt.Sprintf("%s-V%d", did, v), "village", did))
+		}
+	}
+	out = append(out, loc("D10", "district", "R"))
+	for m := range 3 {
+		mid := fmt.Sprintf("D10-M%d", m)
+		out = append(out, loc(mid, "municipality", "D10"))
+		for v := range 50 {
+			out = append(out, loc(fmt.Sprintf("%s-V%d", mid, v), "village", mid))
+		}
+	}
+	return out
+}
+
+type formCase struct {
+	name     string
+	filter   location.Filter
+	form     string // on PostgreSQL
+	selected int    // locations
+}
+
+func formCases(tree *location.Tree, d0Villages []string) []formCase {
+	nine := []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}
+	return []formCase{
+		{"one village", location.SubtreesFilter(tree, []string{"D0-V0"}, nil), "array", 1},
+		{"200 villages", location.SubtreesFilter(tree, d0Villages[:200], nil), "array", 200},
+		{"a small district minus a municipality", location.SubtreesFilter(tree, []string{"D10"}, []string{"D10-M1"}), "array", 103},
+		{"a district", location.SubtreesFilter(tree, []string{"D0"}, nil), "join", 301},
+		{"a district minus 100 villages", location.SubtreesFilter(tree, []string{"D0"}, d0Villages[:100]), "join", 201},
+		{"the region minus ten districts", location.SubtreesFilter(tree, []string{"R"}, append(nine, "D10")), "join", 302},
+		{"the region minus nine districts", location.SubtreesFilter(tree, []string{"R"}, nine), "hashed", 456},
+		{"two districts", location.SubtreesFilter(tree, []string{"D0", "D1"}, nil), "hashed", 602},
+	}
+}
+
 // Every PostgreSQL form of a subtrees condition (see the test above)
-// selects exactly the rows Contains selects, on a tree of 3,011 locations
+// selects exactly the rows Contains selects, on the form tree
 // bulk-inserted into the database; the other databases run the same cases
 // through their one form.
 func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
@@ -300,38 +349,33 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 		paths []benchPath
 	)
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	add := func(id, level string, ancestors ...string) {
-		l := benchLocation{ID: id, Name: id, Level: level, Depth: len(ancestors), CreatedAt: now, UpdatedAt: now}
-		if len(ancestors) > 0 {
-			l.ParentID = &ancestors[len(ancestors)-1]
+	ancestors := map[string][]string{}
+	for _, l := range formLocations() {
+		var anc []string
+		if l.ParentID != "" {
+			anc = append(slices.Clone(ancestors[l.ParentID]), l.ParentID)
 		}
-		locs = append(locs, l)
-		paths = append(paths, benchPath{AncestorID: id, DescendantID: id})
-		for k, a := range ancestors {
-			paths = append(paths, benchPath{AncestorID: a, DescendantID: id, Depth: len(ancestors) - k})
+		ancestors[l.ID] = anc
+		row := benchLocation{ID: l.ID, Name: l.Name, Level: l.Level, Depth: len(anc), CreatedAt: now, UpdatedAt: now}
+		if l.ParentID != "" {
+			row.ParentID = &anc[len(anc)-1]
 		}
-	}
-	add("R", "region")
-	var d0Villages []string
-	for d := range 10 {
-		did := fmt.Sprintf("D%d", d)
-		add(did, "district", "R")
-		for v := range 300 {
-			vid := fmt.Sprintf("%s-V%d", did, v)
-			add(vid, "village", "R", did)
-			if d == 0 {
-				d0Villages = append(d0Villages, vid)
-			}
+		locs = append(locs, row)
+		paths = append(paths, benchPath{AncestorID: l.ID, DescendantID: l.ID})
+		for k, a := range anc {
+			paths = append(paths, benchPath{AncestorID: a, DescendantID: l.ID, Depth: len(anc) - k})
 		}
 	}
 	require.NoError(t, e.db.CreateInBatches(locs, 25).Error)
 	require.NoError(t, e.db.CreateInBatches(paths, 60).Error)
 	tree, err := location.LoadTree(context.Background(), e.db)
 	require.NoError(t, err)
-	require.Equal(t, 3011, tree.Len())
+	mem, d0Villages := formTree(t)
+	require.Equal(t, mem.Locations(), tree.Locations())
 
-	// Records: every location of D0 and D1, one of each other district, the
-	// region, an unknown location, a case variant, a NULL and an empty one.
+	// Records: every location of D0, D1 and D10, one village of each other
+	// district, the region, an unknown location, a case variant, a NULL and
+	// an empty one.
 	require.NoError(t, e.db.Exec("CREATE TABLE records (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
 	require.NoError(t, e.db.Exec("CREATE INDEX records_location ON records (location_id)").Error)
 	var rows []string
@@ -355,22 +399,13 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 	}
 	require.NoError(t, e.db.Table("records").CreateInBatches(recs, 100).Error)
 
-	cases := map[string]location.Filter{
-		"one village":                      location.SubtreesFilter(tree, []string{"D0-V0"}, nil),
-		"200 villages":                     location.SubtreesFilter(tree, d0Villages[:200], nil),
-		"a district":                       location.SubtreesFilter(tree, []string{"D0"}, nil),
-		"a district minus 100 villages":    location.SubtreesFilter(tree, []string{"D0"}, d0Villages[:100]),
-		"the region minus nine districts":  location.SubtreesFilter(tree, []string{"R"}, []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}),
-		"the region minus eight districts": location.SubtreesFilter(tree, []string{"R"}, []string{"D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9"}),
-		"two districts":                    location.SubtreesFilter(tree, []string{"D0", "D1"}, nil),
-	}
-	for name, f := range cases {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range formCases(tree, d0Villages) {
+		t.Run(tc.name, func(t *testing.T) {
 			var got []int
-			require.NoError(t, e.db.Table("records").Scopes(f.Scope("location_id")).Order("id").Pluck("id", &got).Error)
+			require.NoError(t, e.db.Table("records").Scopes(tc.filter.Scope("location_id")).Order("id").Pluck("id", &got).Error)
 			var want []int
 			for _, r := range recs {
-				if r.LocationID != nil && f.Contains(*r.LocationID) {
+				if r.LocationID != nil && tc.filter.Contains(*r.LocationID) {
 					want = append(want, r.ID)
 				}
 			}

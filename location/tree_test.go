@@ -179,6 +179,13 @@ func TestTree_Remove(t *testing.T) {
 	require.NoError(t, tr.Add(loc("M1", "municipality", "R2")), "the Tree does not police ID reuse; the Store does")
 	ni, _ := tr.Index("M1")
 	assert.NotEqual(t, mi, ni, "indexes are never reused")
+	assert.Equal(t, 3, tr.SubtreeSize("R2"))
+
+	// A child listed before its parent: all of R2 leaves, R1 is untouched.
+	tr.Remove("D2", "R2")
+	assert.Equal(t, 2, tr.Len())
+	assert.Equal(t, 0, tr.SubtreeSize("R2"))
+	assert.Equal(t, 2, tr.SubtreeSize("R1"))
 }
 
 func TestTree_ApplyAndClone(t *testing.T) {
