@@ -2,7 +2,6 @@ package access
 
 import (
 	"fmt"
-	"math/bits"
 	"slices"
 )
 
@@ -25,13 +24,6 @@ func (p permSet) subsetOf(q permSet) bool {
 		}
 	}
 	return true
-}
-func (p permSet) count() int {
-	n := 0
-	for _, w := range p {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }
 
 // actionInfo is one module action of a compiled registry.

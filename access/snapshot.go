@@ -42,7 +42,6 @@ const userShards = 256
 type userTable struct {
 	seed   maphash.Seed
 	shards *[userShards]map[string]*userState
-	n      int
 }
 
 func newUserTable() userTable {
@@ -62,9 +61,6 @@ func (t *userTable) get(id string) (*userState, bool) {
 	u, ok := t.shards[t.shard(id)][id]
 	return u, ok
 }
-
-// len returns the number of users (deleted ones included).
-func (t *userTable) len() int { return t.n }
 
 // each calls fn for every user until fn returns false.
 func (t *userTable) each(fn func(id string, u *userState) bool) {
@@ -92,16 +88,10 @@ func (t userTable) with(changes map[string]*userState) userTable {
 			shards[i] = m
 			copied[i] = true
 		}
-		_, had := shards[i][id]
-		switch {
-		case u == nil && had:
+		if u == nil {
 			delete(shards[i], id)
-			t.n--
-		case u != nil:
+		} else {
 			shards[i][id] = u
-			if !had {
-				t.n++
-			}
 		}
 	}
 	t.shards = &shards
@@ -110,11 +100,7 @@ func (t userTable) with(changes map[string]*userState) userTable {
 
 // put adds a user while the table is being built (not yet published).
 func (t *userTable) put(id string, u *userState) {
-	m := t.shards[t.shard(id)]
-	if _, had := m[id]; !had {
-		t.n++
-	}
-	m[id] = u
+	t.shards[t.shard(id)][id] = u
 }
 
 // userState is one user's part of the snapshot. It is built whole on every
@@ -350,10 +336,4 @@ func (s *snapshot) buildUser(u *userState) {
 			}
 		}
 	}
-}
-
-// all returns every user, for the rare paths that scan them (location
-// deletion); it is a range-over-func iterator.
-func (t *userTable) all() func(yield func(string, *userState) bool) {
-	return func(yield func(string, *userState) bool) { t.each(yield) }
 }

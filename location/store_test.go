@@ -328,6 +328,7 @@ func pad(i int) string { return fmt.Sprintf("%03d", i) }
 
 func TestReads_RejectBadInput(t *testing.T) {
 	ctx := context.Background()
+	var nilCtx context.Context // bad input under test
 	s, _ := newStore(t)
 	mustCreate(t, s, loc("R", "region", ""), loc("D", "district", "R"))
 	require.NoError(t, s.Delete(ctx, "D"))
@@ -346,7 +347,7 @@ func TestReads_RejectBadInput(t *testing.T) {
 			assert.ErrorIs(t, r(ctx, "*"), location.ErrInvalidInput)
 			assert.ErrorIs(t, r(ctx, "x'; DROP TABLE townhall_locations; --"), location.ErrInvalidInput)
 			assert.ErrorIs(t, r(ctx, strings.Repeat("x", 65)), location.ErrInvalidInput)
-			assert.ErrorIs(t, r(nil, "R"), location.ErrInvalidInput) //nolint:staticcheck // nil context is bad input under test
+			assert.ErrorIs(t, r(nilCtx, "R"), location.ErrInvalidInput)
 			assert.ErrorIs(t, r(ctx, "unknown"), location.ErrNotFound)
 			assert.ErrorIs(t, r(ctx, "r"), location.ErrNotFound)
 			assert.ErrorIs(t, r(ctx, "D"), location.ErrNotFound, "deleted")
@@ -358,12 +359,12 @@ func TestReads_RejectBadInput(t *testing.T) {
 	assert.ErrorIs(t, err, location.ErrInvalidInput)
 
 	// Writes.
-	_, err = s.Create(nil, loc("X", "region", "")) //nolint:staticcheck // nil context is bad input under test
+	_, err = s.Create(nilCtx, loc("X", "region", ""))
 	assert.ErrorIs(t, err, location.ErrInvalidInput)
-	assert.ErrorIs(t, s.Move(nil, "R", ""), location.ErrInvalidInput) //nolint:staticcheck // nil context is bad input under test
+	assert.ErrorIs(t, s.Move(nilCtx, "R", ""), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.Move(ctx, "", ""), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.Move(ctx, "R", "*"), location.ErrInvalidInput)
-	assert.ErrorIs(t, s.Delete(nil, "R"), location.ErrInvalidInput) //nolint:staticcheck // nil context is bad input under test
+	assert.ErrorIs(t, s.Delete(nilCtx, "R"), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.Delete(ctx, ""), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.Delete(ctx, "a b"), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.MoveTx(ctx, nil, "R", ""), location.ErrInvalidInput)
