@@ -97,6 +97,26 @@ type change struct {
 	details                     map[string]any
 }
 
+// recordCascade records ch (a deletion that deactivated users) and then one
+// user_active event per deactivated user, naming ch's type as the cause
+// and the deleted object as key: id. Events come last in a transaction:
+// recording locks the audit chain until the commit.
+func (a *Admin) recordCascade(ctx context.Context, tx *gorm.DB, actor Subject, ch change, deactivated []string, key, id string) error {
+	ch.details["deactivated"] = len(deactivated)
+	if err := a.audit.RecordTx(ctx, tx, ch.event(actor, true, "")); err != nil {
+		return err
+	}
+	for _, uid := range deactivated {
+		off := change{typ: audit.TypeUserActive, userID: uid, details: map[string]any{
+			"value": false, "cause": ch.typ, key: id,
+		}}
+		if err := a.audit.RecordTx(ctx, tx, off.event(actor, true, "")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (ch change) event(actor Subject, allowed bool, reason string) audit.Event {
 	details := map[string]any{}
 	for k, v := range ch.details {

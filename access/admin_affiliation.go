@@ -86,20 +86,7 @@ func (a *Admin) DeleteOrganisation(ctx context.Context, actor Subject, organisat
 		if deactivated, err = a.affiliations.DeleteOrganisationTx(ctx, tx, organisationID); err != nil {
 			return err
 		}
-		ch.details["deactivated"] = len(deactivated)
-		// Events last: recording locks the audit chain until the commit.
-		if err := a.audit.RecordTx(ctx, tx, ch.event(actor, true, "")); err != nil {
-			return err
-		}
-		for _, uid := range deactivated {
-			off := change{typ: audit.TypeUserActive, userID: uid, details: map[string]any{
-				"value": false, "cause": audit.TypeOrganisationDeleted, "organisation": organisationID,
-			}}
-			if err := a.audit.RecordTx(ctx, tx, off.event(actor, true, "")); err != nil {
-				return err
-			}
-		}
-		return nil
+		return a.recordCascade(ctx, tx, actor, ch, deactivated, "organisation", organisationID)
 	})
 	if err != nil {
 		return err

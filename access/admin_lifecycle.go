@@ -387,20 +387,7 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 			deactivated = append(deactivated, gone...)
 		}
 		affected = append(affected, deactivated...)
-		ch.details["deactivated"] = len(deactivated)
-		// Events last: recording locks the audit chain until the commit.
-		if err := a.audit.RecordTx(ctx, tx, ch.event(actor, true, "")); err != nil {
-			return err
-		}
-		for _, uid := range deactivated {
-			off := change{typ: audit.TypeUserActive, userID: uid, details: map[string]any{
-				"value": false, "cause": audit.TypeLocationDeleted, "location": id,
-			}}
-			if err := a.audit.RecordTx(ctx, tx, off.event(actor, true, "")); err != nil {
-				return err
-			}
-		}
-		return nil
+		return a.recordCascade(ctx, tx, actor, ch, deactivated, "location", id)
 	}); err != nil {
 		return err
 	}

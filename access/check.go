@@ -114,16 +114,27 @@ func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, erro
 	return c.decideGrants(snap, s.UserID, u, ai, act, sc, res), nil
 }
 
+// treeIndex returns the snapshot tree's index of location id, named what
+// in errors: ErrInvalidInput for a malformed ID, location.ErrNotFound for
+// one the tree does not hold.
+func treeIndex(snap *snapshot, what, id string) (int32, error) {
+	i, ok := snap.tree.Index(id)
+	switch {
+	case ok:
+		return i, nil
+	case !dbx.ValidID(id):
+		return 0, fmt.Errorf("%w: %s %q", ErrInvalidInput, what, id)
+	}
+	return 0, fmt.Errorf("%w: %s %q", location.ErrNotFound, what, id)
+}
+
 // resolveScope validates the request's places.
 func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
 	sc := scope{muniIx: -1, recordIx: -1}
 	if req.Municipality != "" {
-		i, ok := snap.tree.Index(req.Municipality)
-		if !ok {
-			if !dbx.ValidID(req.Municipality) {
-				return sc, fmt.Errorf("%w: municipality %q", ErrInvalidInput, req.Municipality)
-			}
-			return sc, fmt.Errorf("%w: municipality %q", location.ErrNotFound, req.Municipality)
+		i, err := treeIndex(snap, "municipality", req.Municipality)
+		if err != nil {
+			return sc, err
 		}
 		if level := snap.tree.LevelIndex(i); level != location.Municipality {
 			return sc, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, level)
@@ -138,12 +149,9 @@ func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
 		return sc, nil
 	}
 	if res.LocationID != "" {
-		i, ok := snap.tree.Index(res.LocationID)
-		if !ok {
-			if !dbx.ValidID(res.LocationID) {
-				return sc, fmt.Errorf("%w: resource location %q", ErrInvalidInput, res.LocationID)
-			}
-			return sc, fmt.Errorf("%w: resource location %q", location.ErrNotFound, res.LocationID)
+		i, err := treeIndex(snap, "resource location", res.LocationID)
+		if err != nil {
+			return sc, err
 		}
 		sc.record, sc.recordIx, sc.hasRecord = res.LocationID, i, true
 	}
