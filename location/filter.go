@@ -293,7 +293,7 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	case f.kind == filterSubtrees && dialect == dbx.Postgres && f.pgForm != pgJoin:
 		// Not at the top level of the WHERE clause, the IN stays a hashed
 		// SubPlan (see Condition).
-		sub := clause.Expr{SQL: "SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id IN ?", Vars: []any{f.roots}}
+		sub := subquery("descendant_id", subtreesOf, f.roots)
 		in = clause.Expr{SQL: "((? IN (?)) IS TRUE)", Vars: []any{col, sub}}
 		if f.pgForm == pgArray {
 			// The guard first: inside an OR the server keeps this order.
@@ -306,12 +306,12 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	case f.kind == filterLive:
 		in = exactIn(mysql, col, "id", LocationsTable+" WHERE deleted_at IS NULL")
 	default:
-		in = exactIn(mysql, col, "descendant_id", PathsTable+" WHERE ancestor_id IN ?", f.roots)
+		in = exactIn(mysql, col, "descendant_id", subtreesOf, f.roots)
 	}
 	if len(f.exclude) == 0 {
 		return in, nil
 	}
-	out := exactNotIn(mysql, col, "descendant_id", PathsTable+" WHERE ancestor_id IN ?", f.exclude)
+	out := exactNotIn(mysql, col, "descendant_id", subtreesOf, f.exclude)
 	return clause.Expr{SQL: "(? AND ?)", Vars: []any{in, out}}, nil
 }
 
@@ -330,9 +330,9 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 // may then find a deleted row whose ID differs from a live one only in
 // case, and miss the live one.
 func exactIn(mysql bool, col clause.Column, key, from string, vars ...any) clause.Expression {
-	sub := clause.Expr{SQL: "SELECT " + key + " FROM " + from, Vars: vars}
+	sub := subquery(key, from, vars...)
 	if mysql {
-		bin := clause.Expr{SQL: "SELECT CAST(" + key + " AS BINARY) FROM " + from, Vars: vars}
+		bin := subquery("CAST("+key+" AS BINARY)", from, vars...)
 		return clause.Expr{SQL: "(? IN (?) AND CAST(? AS BINARY) IN (?))", Vars: []any{col, sub, col, bin}}
 	}
 	return clause.Expr{SQL: "(? IN (?))", Vars: []any{col, sub}}
@@ -340,11 +340,20 @@ func exactIn(mysql bool, col clause.Column, key, from string, vars ...any) claus
 
 func exactNotIn(mysql bool, col clause.Column, key, from string, vars ...any) clause.Expression {
 	if mysql {
-		bin := clause.Expr{SQL: "SELECT CAST(" + key + " AS BINARY) FROM " + from, Vars: vars}
-		return clause.Expr{SQL: "(CAST(? AS BINARY) NOT IN (?))", Vars: []any{col, bin}}
+		return clause.Expr{SQL: "(CAST(? AS BINARY) NOT IN (?))", Vars: []any{col, subquery("CAST("+key+" AS BINARY)", from, vars...)}}
 	}
-	return clause.Expr{SQL: "(? NOT IN (?))", Vars: []any{col, clause.Expr{SQL: "SELECT " + key + " FROM " + from, Vars: vars}}}
+	return clause.Expr{SQL: "(? NOT IN (?))", Vars: []any{col, subquery(key, from, vars...)}}
 }
+
+// subquery returns "SELECT key FROM from"; from is fixed SQL text whose
+// '?' take vars.
+func subquery(key, from string, vars ...any) clause.Expression {
+	return clause.Expr{SQL: "SELECT " + key + " FROM " + from, Vars: vars}
+}
+
+// subtreesOf selects the closure rows of the subtrees of the locations
+// bound to its '?'.
+const subtreesOf = PathsTable + " WHERE ancestor_id IN ?"
 
 // falseSQL is a condition no row satisfies, on every supported database.
 const falseSQL = "1 = 0"
