@@ -168,7 +168,9 @@ func (r *Registry) put(name string, actions map[string]Action) {
 }
 
 // AddRole declares a custom role. Inherited roles must be declared first.
-// Built-in and pseudo-role names cannot be redeclared.
+// Built-in and pseudo-role names cannot be redeclared. A role that inherits
+// a reserved role must be reserved itself, and one that inherits a
+// platform role must be a platform role.
 func (r *Registry) AddRole(role Role) error {
 	if !validName(role.Name) {
 		return fmt.Errorf("%w: role name %q", ErrInvalidInput, role.Name)
@@ -189,6 +191,11 @@ func (r *Registry) AddRole(role Role) error {
 		}
 		if parent.Platform && !role.Platform {
 			return fmt.Errorf("%w: role %q is not a platform role but inherits platform role %q", ErrInvalidInput, role.Name, in)
+		}
+		if parent.Reserved && !role.Reserved {
+			// Whoever may grant role would hand out the reserved role's
+			// permissions: role must be reserved itself.
+			return fmt.Errorf("%w: role %q inherits reserved role %q and must be declared reserved: true", ErrInvalidInput, role.Name, in)
 		}
 		role.Inherits[i] = in
 	}

@@ -132,6 +132,12 @@ func TestRegistry_BuilderRejectsBadDeclarations(t *testing.T) {
 		{"inherits platform", func(r *Registry) error {
 			return r.AddRole(Role{Name: "x", Inherits: []string{"platform_admin"}})
 		}, ErrInvalidInput},
+		{"inherits reserved without being reserved", func(r *Registry) error {
+			if err := r.AddRole(Role{Name: "db_creator", Reserved: true}); err != nil {
+				return err
+			}
+			return r.AddRole(Role{Name: "helper", Inherits: []string{"db_creator"}})
+		}, ErrInvalidInput},
 		{"duplicate module", func(r *Registry) error {
 			return r.AddModule("occurrences", map[string]Action{"x": {Roles: []string{"admin"}}})
 		}, ErrInvalidInput},
@@ -211,6 +217,7 @@ func TestLoadRegistry_ErrorsNameThePlace(t *testing.T) {
 		{"role without name", "roles:\n  - {inherits: [viewer]}\n", "roles[0]: missing name", ErrInvalidInput},
 		{"unknown role key", "roles:\n  - {name: x, reserve: true}\n", "roles[0]: unknown key \"reserve\"", ErrInvalidInput},
 		{"unknown parent", "roles:\n  - {name: x, inherits: [ghost]}\n", "line 2: roles[0]", ErrUnknownRole},
+		{"inherits reserved", "roles:\n  - {name: db_creator, reserved: true}\n  - {name: helper, inherits: [db_creator]}\n", "line 3: roles[1]: access: invalid input: role \"helper\" inherits reserved role \"db_creator\"", ErrInvalidInput},
 		{"wrong type", "roles:\n  - {name: x, reserved: maybe}\n", "roles[0]", ErrInvalidInput},
 		{"not yaml", "modules: [\n", "", ErrInvalidInput},
 		{"module redeclares default-free name twice via builder", "modules:\n  users:\n    actions:\n      manage: {roles: [ghost]}\n", "modules.users.actions.manage.roles[0]", ErrUnknownRole},

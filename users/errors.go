@@ -28,4 +28,14 @@ var (
 	// ErrLocked reports a sign-in attempt on an account locked after too
 	// many consecutive failures. The lock expires by itself.
 	ErrLocked = errors.New("users: account locked")
+	// ErrReservedID reports a new user ID that townhall keeps for itself
+	// (see ReservedIDs). It is always returned together with
+	// ErrInvalidInput.
+	ErrReservedID = errors.New("users: reserved user id")
 )
+
+// ReservedIDs are user IDs no user may have: "system" is the ActorID of
+// access.System() in the audit log, and "anonymous" stands for subjects
+// who are not signed in. Like "*" for domains, they would otherwise make
+// a user indistinguishable from them.
+var ReservedIDs = []string{"system", "anonymous"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -150,6 +151,8 @@ func (s *Store) newRow(u NewUser) (*userRow, error) {
 		u.ID = dbx.NewID()
 	} else if err := validateID(u.ID, "user id"); err != nil {
 		return nil, err
+	} else if slices.Contains(ReservedIDs, u.ID) {
+		return nil, fmt.Errorf("%w: %w %q", ErrInvalidInput, ErrReservedID, u.ID)
 	}
 	if u.Kind == "" {
 		u.Kind = Interactive

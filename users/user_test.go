@@ -1,6 +1,7 @@
 package users_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -409,4 +410,23 @@ func TestCreate_ConcurrentWritersThroughOneStore(t *testing.T) {
 	assert.Len(t, all, 2*perWriter)
 	assert.Len(t, e.events(t, audit.TypeUserCreated), 2*perWriter)
 	assert.NoError(t, e.log.Verify(ctx))
+}
+
+func TestCreate_RefusesReservedIDs(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range users.ReservedIDs {
+		for name, create := range map[string]func(context.Context, users.NewUser) (*users.User, error){
+			"create": e.users.Create, "register": e.users.Register,
+		} {
+			t.Run(name+" "+id, func(t *testing.T) {
+				_, err := create(ctx, users.NewUser{ID: id, Username: name + id})
+				assert.ErrorIs(t, err, users.ErrReservedID)
+				assert.ErrorIs(t, err, users.ErrInvalidInput)
+				_, err = e.users.Get(ctx, id)
+				assert.ErrorIs(t, err, users.ErrNotFound, "nothing written")
+			})
+		}
+	}
+	// IDs are case-sensitive: only the exact reserved IDs are refused.
+	e.mustUser(t, users.NewUser{ID: "System", Username: "capital"})
 }
