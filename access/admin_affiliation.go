@@ -47,21 +47,13 @@ func (a *Admin) Unlink(ctx context.Context, actor Subject, userID, organisationI
 // linkChange runs a guarded change of one user's links to one
 // organisation.
 func (a *Admin) linkChange(ctx context.Context, actor Subject, ch change, orgID string, write func(tx *gorm.DB) error) error {
-	denied, err := a.organisationGuard(actor, orgID, &ch, true)
-	if err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	err = a.apply(ctx, actor, ch, write)
-	if errors.Is(err, affiliation.ErrInvalidInput) {
+	g := &guarded{ch: ch, users: []string{ch.userID}, links: true,
+		write: func(tx *gorm.DB) ([]string, error) { return nil, write(tx) }}
+	err := a.organisationGuard(ctx, actor, orgID, g, true)
+	if errors.Is(err, affiliation.ErrInvalidInput) && !errors.Is(err, ErrInvalidInput) {
 		err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
-	if err != nil {
-		return err
-	}
-	return a.c.RefreshAffiliations(ctx)
+	return err
 }
 
 // DeleteOrganisation deletes an organisation (users:manage covering its
@@ -72,47 +64,33 @@ func (a *Admin) linkChange(ctx context.Context, actor Subject, ch change, orgID 
 // organisation_deleted, followed by one user_active event (value false,
 // cause organisation_deleted) per deactivated user.
 func (a *Admin) DeleteOrganisation(ctx context.Context, actor Subject, organisationID string) error {
-	ch := change{typ: audit.TypeOrganisationDeleted, details: map[string]any{"organisation": organisationID}}
-	denied, err := a.organisationGuard(actor, organisationID, &ch, false)
-	if err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
+	g := &guarded{
+		ch:    change{typ: audit.TypeOrganisationDeleted, details: map[string]any{"organisation": organisationID}},
+		links: true,
 	}
 	var deactivated []string
-	err = dbx.Tx(ctx, a.db, func(tx *gorm.DB) error {
+	g.write = func(tx *gorm.DB) ([]string, error) {
 		var err error
-		if deactivated, err = a.affiliations.DeleteOrganisationTx(ctx, tx, organisationID); err != nil {
-			return err
-		}
-		return a.recordCascade(ctx, tx, actor, ch, deactivated, "organisation", organisationID)
-	})
-	if err != nil {
-		return err
+		deactivated, err = a.affiliations.DeleteOrganisationTx(ctx, tx, organisationID)
+		return deactivated, err
 	}
-	if err := a.c.RefreshAffiliations(ctx); err != nil {
-		return err
+	g.record = func(tx *gorm.DB) error {
+		return a.recordCascade(ctx, tx, actor, g.ch, deactivated, "organisation", organisationID)
 	}
-	for _, uid := range deactivated {
-		if err := a.c.RefreshUser(ctx, uid); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.organisationGuard(ctx, actor, organisationID, g, false)
 }
 
 // organisationGuard validates the organisation (and, with withUser, the
-// change's user) against the snapshot, sets ch's location to the
-// organisation's, and checks that the actor holds users:manage covering
-// it. Bad input is err; a refusal is denied.
-func (a *Admin) organisationGuard(actor Subject, orgID string, ch *change, withUser bool) (denied, err error) {
-	err = a.snapshotRead(func(snap *snapshot) error {
+// change's user) against the snapshot, sets the change's location to the
+// organisation's, checks that the actor holds users:manage covering it,
+// and runs g.
+func (a *Admin) organisationGuard(ctx context.Context, actor Subject, orgID string, g *guarded, withUser bool) error {
+	return a.guard(ctx, actor, g, func(snap *snapshot) error {
 		if !dbx.ValidID(orgID) {
 			return fmt.Errorf("%w: organisation %q", ErrInvalidInput, orgID)
 		}
 		if withUser {
-			if _, err := snap.liveUser(ch.userID); err != nil {
+			if _, err := snap.liveUser(g.ch.userID); err != nil {
 				return err
 			}
 		}
@@ -120,13 +98,12 @@ func (a *Admin) organisationGuard(actor Subject, orgID string, ch *change, withU
 		if !ok {
 			return fmt.Errorf("%w: organisation %q", affiliation.ErrNotFound, orgID)
 		}
-		ch.location = org.location
-		st, err := a.resolveActor(snap, actor)
-		if err == nil && !st.privileged() && !snap.mayManage(st.user, org.location) {
-			err = fmt.Errorf("%w: no users:manage covering organisation %q", ErrForbidden, orgID)
+		g.ch.location = org.location
+		return nil
+	}, func(snap *snapshot, st actorState) error {
+		if !st.privileged() && !snap.mayManage(st.user, g.ch.location) {
+			return fmt.Errorf("%w: no users:manage covering organisation %q", ErrForbidden, orgID)
 		}
-		denied = err
 		return nil
 	})
-	return denied, err
 }

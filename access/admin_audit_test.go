@@ -99,7 +99,7 @@ func TestStoreWrites_AuditedWithTheSubjectInTheContext(t *testing.T) {
 
 	// A grant without a profile counts for nothing until a store-level
 	// write adds the profile: the next Check sees it.
-	require.NoError(t, e.p.Admin.Grant(bg, access.System(), "newbie", access.RoleOperator, "V9"))
+	testkit.RawGrant(t, e.p, "newbie", access.RoleOperator, "V9")
 	req := access.Request{Module: "equipment", Action: "update", Resource: &access.Resource{LocationID: "V9"}}
 	require.Equal(t, access.ReasonNoGrant, e.allowed(t, access.Subject{UserID: "newbie"}, req).Reason)
 	_, err = e.p.Profiles.Create(pat, users.Profile{UserID: "newbie", LocationID: "M2", IsActive: true, IsApproved: true})

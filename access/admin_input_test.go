@@ -56,6 +56,7 @@ func TestAdmin_BadInput(t *testing.T) {
 		{"grant: malformed location", func() error { return a.Grant(ctx, sys, "free", "viewer", "M 1") }, access.ErrInvalidInput},
 		{"grant: unknown location", func() error { return a.Grant(ctx, sys, "free", "viewer", "nowhere") }, location.ErrNotFound},
 		{"grant: deleted location", func() error { return a.Grant(ctx, sys, "free", "viewer", "gone") }, location.ErrNotFound},
+		{"grant: no profile anchors it", func() error { return a.Grant(ctx, sys, "free", "viewer", "M1") }, access.ErrInvalidInput},
 		{"revoke: unknown role", func() error { return a.Revoke(ctx, sys, "op", "emperor", "M1") }, access.ErrUnknownRole},
 		{"revoke: unknown user", func() error { return a.Revoke(ctx, sys, "ghost", "operator", "M1") }, users.ErrNotFound},
 		{"add member: platform-wide", func() error { return addMember(a, sys, "free", "*", "viewer", "", nil) }, access.ErrInvalidInput},
@@ -149,7 +150,7 @@ func TestAdmin_RefusesActorsThatAreNoUsers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, seq := e.fingerprint(t), e.mark(t)
-			err := e.p.Admin.Grant(ctx, tc.actor, "free", access.RoleViewer, "M1")
+			err := e.p.Admin.Grant(ctx, tc.actor, "madmin", access.RoleViewer, "M1")
 			ev := e.assertRefused(t, err, before, seq, audit.TypeGrant, tc.actor.UserID)
 			if tc.extra != nil {
 				assert.ErrorIs(t, err, tc.extra)

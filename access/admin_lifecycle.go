@@ -12,7 +12,6 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
-	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -22,24 +21,45 @@ import (
 // impersonation sessions they run. The last active super admin cannot be
 // deactivated (ErrLastSuperAdmin).
 func (a *Admin) SetUserActive(ctx context.Context, actor Subject, userID string, active bool) error {
-	ch := change{typ: audit.TypeUserActive, userID: userID, details: map[string]any{"value": active}}
-	inv, denied, err := a.lifecycleCheck(actor, userID, false)
+	g := &guarded{
+		ch:    change{typ: audit.TypeUserActive, userID: userID, details: map[string]any{"value": active}},
+		users: []string{userID},
+		write: func(tx *gorm.DB) ([]string, error) {
+			if err := a.users.SetActiveTx(ctx, tx, userID, active); err != nil {
+				return nil, err
+			}
+			if !active {
+				return nil, a.endAdminSessionsTx(ctx, tx, actor, userID)
+			}
+			return nil, nil
+		},
+	}
+	return a.endUser(ctx, actor, g, false, !active)
+}
+
+// endUser runs SetUserActive or DeleteUser: the rules of
+// lifecycleCheck, then g with the invariant they set (removes: the change
+// may end the target's standing as an active super admin).
+func (a *Admin) endUser(ctx context.Context, actor Subject, g *guarded, deleted, removes bool) error {
+	inv, denied, err := a.lifecycleCheck(actor, g.ch.userID, deleted)
 	if err != nil {
 		return err
 	}
 	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
+		return a.refuse(ctx, actor, g.ch, denied)
 	}
-	inv.removes = !active
-	return a.guardedApply(ctx, actor, ch, inv, func(tx *gorm.DB) error {
-		if err := a.users.SetActiveTx(ctx, tx, userID, active); err != nil {
-			return err
-		}
-		if !active {
-			return a.endAdminSessionsTx(ctx, tx, actor, userID)
-		}
-		return nil
-	})
+	inv.removes = removes
+	g.inv = &inv
+	return a.commitSessions(ctx, actor, g)
+}
+
+// commitSessions commits g and then reloads the impersonation sessions,
+// which g's write may have ended.
+func (a *Admin) commitSessions(ctx context.Context, actor Subject, g *guarded) error {
+	if err := a.commit(ctx, actor, *g); err != nil {
+		return err
+	}
+	return a.c.refreshSessions(ctx)
 }
 
 // SetSuperAdmin sets or clears a user's super admin flag. Only super admins
@@ -78,17 +98,17 @@ func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string,
 	if denied != nil {
 		return a.refuse(ctx, actor, ch, denied)
 	}
-	return a.guardedApply(ctx, actor, ch, inv, func(tx *gorm.DB) error {
+	return a.commitSessions(ctx, actor, &guarded{ch: ch, users: []string{userID}, inv: &inv, write: func(tx *gorm.DB) ([]string, error) {
 		if err := a.users.SetSuperAdminTx(ctx, tx, userID, on); err != nil {
-			return err
+			return nil, err
 		}
 		if !on {
-			return a.endAdminSessionsTx(ctx, tx, actor, userID)
+			return nil, a.endAdminSessionsTx(ctx, tx, actor, userID)
 		}
 		// A super admin is never impersonated: sessions of which the new
 		// super admin is the target end for good.
-		return a.endSessionsWhereTx(ctx, tx, actor, "target_id", userID, "target_super_admin")
-	})
+		return nil, a.endSessionsWhereTx(ctx, tx, actor, "target_id", userID, "target_super_admin")
+	}})
 }
 
 // lifecycleCheck validates the target of SetUserActive, DeleteUser or
@@ -178,38 +198,8 @@ func (inv invariant) check(admins []string) error {
 	return nil
 }
 
-// guardedApply is apply for changes that may remove an active super admin.
-// Its transaction first locks every active super admin row, so concurrent
-// guarded changes serialise and each sees the others' committed effect,
-// then re-checks inv against the locked set and refuses (audited) when it
-// fails: this is what keeps two super admins unflagging each other at once
-// from leaving none. Only then does it write.
-func (a *Admin) guardedApply(ctx context.Context, actor Subject, ch change, inv invariant, write func(tx *gorm.DB) error) error {
-	var refused error
-	err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
-		admins, err := lockSuperAdmins(tx)
-		if err != nil {
-			return err
-		}
-		if refused = inv.check(admins); refused != nil {
-			return refused
-		}
-		if testHookGuarded != nil {
-			testHookGuarded()
-		}
-		return write(tx)
-	}, inv.target)
-	if refused != nil {
-		return a.refuse(ctx, actor, ch, refused)
-	}
-	if err != nil {
-		return err
-	}
-	return a.c.refreshSessions(ctx)
-}
-
-// testHookGuarded, when tests set it, runs inside every guarded
-// transaction right after its invariant check passed, so a test can hold
+// testHookGuarded, when tests set it, runs inside every transaction that
+// checks the super admin invariant, right after the check passed, so a test can hold
 // two transactions at that point at once.
 var testHookGuarded func()
 
@@ -246,34 +236,27 @@ func lockSuperAdmins(tx *gorm.DB) ([]string, error) {
 // Nothing the user held counts any more; history and audit stay. The last
 // active super admin cannot be deleted (ErrLastSuperAdmin).
 func (a *Admin) DeleteUser(ctx context.Context, actor Subject, userID string) error {
-	ch := change{typ: audit.TypeUserDeleted, userID: userID}
-	inv, denied, err := a.lifecycleCheck(actor, userID, false)
-	if err != nil {
-		return err
+	g := &guarded{
+		ch:    change{typ: audit.TypeUserDeleted, userID: userID},
+		users: []string{userID},
+		links: true,
+		write: func(tx *gorm.DB) ([]string, error) {
+			if err := a.users.DeleteTx(ctx, tx, userID); err != nil {
+				return nil, err
+			}
+			if err := a.profiles.DeleteForUserTx(ctx, tx, userID); err != nil {
+				return nil, err
+			}
+			if err := tx.Where("ptype = ? AND v0 = ?", "g", policy.UserKey(userID)).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
+				return nil, fmt.Errorf("delete grants: %w", err)
+			}
+			if err := a.affiliations.UnlinkAllTx(ctx, tx, userID); err != nil {
+				return nil, err
+			}
+			return nil, endSessionsTx(tx, userID, a.now())
+		},
 	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	inv.removes = true
-	err = a.guardedApply(ctx, actor, ch, inv, func(tx *gorm.DB) error {
-		if err := a.users.DeleteTx(ctx, tx, userID); err != nil {
-			return err
-		}
-		if err := a.profiles.DeleteForUserTx(ctx, tx, userID); err != nil {
-			return err
-		}
-		if err := tx.Where("ptype = ? AND v0 = ?", "g", policy.UserKey(userID)).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-			return fmt.Errorf("delete grants: %w", err)
-		}
-		if err := a.affiliations.UnlinkAllTx(ctx, tx, userID); err != nil {
-			return err
-		}
-		return endSessionsTx(tx, userID, a.now())
-	})
-	if err != nil {
-		return err
-	}
-	return a.c.RefreshAffiliations(ctx)
+	return a.endUser(ctx, actor, g, false, true)
 }
 
 // AnonymizeUser clears a deleted user's personal fields: names and email
@@ -282,153 +265,17 @@ func (a *Admin) DeleteUser(ctx context.Context, actor Subject, userID string) er
 // ErrInvalidInput. Audit events hold IDs only, so the audit chain is
 // untouched.
 func (a *Admin) AnonymizeUser(ctx context.Context, actor Subject, userID string) error {
-	ch := change{typ: audit.TypeUserAnonymized, userID: userID}
+	g := &guarded{
+		ch:    change{typ: audit.TypeUserAnonymized, userID: userID},
+		users: []string{userID},
+		write: func(tx *gorm.DB) ([]string, error) { return nil, a.users.AnonymizeTx(ctx, tx, userID) },
+	}
 	_, denied, err := a.lifecycleCheck(actor, userID, true)
 	if err != nil {
 		return err
 	}
 	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
+		return a.refuse(ctx, actor, g.ch, denied)
 	}
-	return a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
-		return a.users.AnonymizeTx(ctx, tx, userID)
-	}, userID)
-}
-
-// MoveLocation moves a location and its subtree under newParentID ("" for
-// top level), re-checking levels. The actor needs locations:manage covering
-// both the location and its new parent (a platform grant for the top
-// level). Scopes change at once: grants follow the locations they are at.
-func (a *Admin) MoveLocation(ctx context.Context, actor Subject, id, newParentID string) error {
-	ch := change{typ: audit.TypeLocationMoved, location: id}
-	var denied error
-	if err := a.snapshotRead(func(snap *snapshot) error {
-		if err := snap.checkLocation(id); err != nil {
-			return err
-		}
-		if newParentID != "" {
-			if err := snap.checkLocation(newParentID); err != nil {
-				return err
-			}
-		}
-		from, _ := snap.tree.Parent(id)
-		ch.details = map[string]any{"from": from, "to": newParentID}
-		st, err := a.resolveActor(snap, actor)
-		if err == nil {
-			err = snap.mayPerform(st, ModuleLocations, "manage", id, newParentID)
-		}
-		denied = err
-		return nil
-	}); err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	if err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
-		return a.locations.MoveTx(ctx, tx, id, newParentID)
-	}); err != nil {
-		return err
-	}
-	return a.c.ApplyLocation(location.Change{Kind: location.ChangeMoved, Location: location.Location{ID: id, ParentID: newParentID}})
-}
-
-// DeleteLocation soft-deletes a location's subtree (locations:manage
-// covering it) and, in the same transaction, ends the grants, profiles and
-// organisations held in it; users the organisations' cascade deactivates
-// get a user_active event each.
-func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) error {
-	ch := change{typ: audit.TypeLocationDeleted, location: id, details: map[string]any{}}
-	var denied error
-	if err := a.snapshotRead(func(snap *snapshot) error {
-		if err := snap.checkLocation(id); err != nil {
-			return err
-		}
-		st, err := a.resolveActor(snap, actor)
-		if err == nil {
-			err = snap.mayPerform(st, ModuleLocations, "manage", id)
-		}
-		denied = err
-		return nil
-	}); err != nil {
-		return err
-	}
-	if denied != nil {
-		return a.refuse(ctx, actor, ch, denied)
-	}
-	var deleted, affected, deactivated []string
-	if err := dbx.Tx(ctx, a.db, func(tx *gorm.DB) error {
-		var err error
-		if deleted, err = a.locations.DeleteTx(ctx, tx, id); err != nil {
-			return err
-		}
-		ch.details["count"] = len(deleted)
-		// Every grant and profile in the subtree ends before any
-		// organisation does, so the organisations' cascade sees who is
-		// left with no active profile whatever the chunking.
-		for chunk := range slices.Chunk(deleted, insertChunk) {
-			holders, err := holdersAt(tx, chunk)
-			if err != nil {
-				return err
-			}
-			affected = append(affected, holders...)
-			if err := tx.Where("ptype = ? AND v2 IN ?", "g", chunk).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-				return fmt.Errorf("end grants: %w", err)
-			}
-			if err := a.profiles.DeleteAtTx(ctx, tx, chunk); err != nil {
-				return err
-			}
-		}
-		for chunk := range slices.Chunk(deleted, insertChunk) {
-			gone, err := a.affiliations.DeleteOrganisationsAtTx(ctx, tx, chunk)
-			if err != nil {
-				return err
-			}
-			deactivated = append(deactivated, gone...)
-		}
-		affected = append(affected, deactivated...)
-		return a.recordCascade(ctx, tx, actor, ch, deactivated, "location", id)
-	}); err != nil {
-		return err
-	}
-	slices.Sort(affected)
-	return a.c.applyDeletion(ctx, location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}, Deleted: deleted},
-		slices.Compact(affected))
-}
-
-// holdersAt returns the users holding a grant or a live profile at one of
-// locs, read inside the deleting transaction.
-func holdersAt(tx *gorm.DB, locs []string) ([]string, error) {
-	var keys, ids []string
-	if err := tx.Model(&gormadapter.CasbinRule{}).Where("ptype = ? AND v2 IN ?", "g", locs).
-		Distinct().Pluck("v0", &keys).Error; err != nil {
-		return nil, fmt.Errorf("read grants: %w", err)
-	}
-	for _, k := range keys {
-		if id, ok := policy.UserFromKey(k); ok {
-			ids = append(ids, id)
-		}
-	}
-	var holders []string
-	if err := tx.Table(users.ProfilesTable).Where("location_id IN ? AND deleted_at IS NULL", locs).
-		Distinct().Pluck("user_id", &holders).Error; err != nil {
-		return nil, fmt.Errorf("read profiles: %w", err)
-	}
-	return append(ids, holders...), nil
-}
-
-// holdsWithin reports whether u has a profile or grant inside id's subtree.
-func (u *userState) holdsWithin(snap *snapshot, id string) bool {
-	for _, pr := range u.profiles {
-		loc := pr.location
-		if snap.tree.IsWithin(loc, id) {
-			return true
-		}
-	}
-	for _, g := range u.grants {
-		if g.location != policy.PlatformDomain && snap.tree.IsWithin(g.location, id) {
-			return true
-		}
-	}
-	return false
+	return a.commit(ctx, actor, *g)
 }

@@ -67,7 +67,7 @@ func world(t *testing.T) *townhall.Platform {
 	require.NoError(t, p.Admin.SetProfileActive(ctx, sys, "inact", "M1", false))
 
 	testkit.User(t, p, "noprof")
-	require.NoError(t, p.Admin.Grant(ctx, sys, "noprof", access.RoleOperator, "M1"))
+	testkit.RawGrant(t, p, "noprof", access.RoleOperator, "M1")
 
 	testkit.Member(t, p, "off", access.RoleAdmin, "M1")
 	require.NoError(t, p.Admin.SetUserActive(ctx, sys, "off", false))

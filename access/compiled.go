@@ -54,6 +54,10 @@ type compiled struct {
 	moduleIx map[string]int
 	roles    []roleInfo // sorted by name
 	roleIx   map[string]int
+	// reservedActions holds the actions that list a reserved role: only
+	// super admins may let anyone gain them, however the role is reached
+	// (directly or through inheritance).
+	reservedActions permSet
 }
 
 // compile resolves lists, aliases, inheritance and the implicit admin and
@@ -104,6 +108,7 @@ func (r *Registry) compile() (*compiled, error) {
 			direct[RoleViewer].add(i)
 		}
 	}
+	c.reservedActions = reserved
 	names := slices.Clone(r.roleOrder)
 	slices.Sort(names)
 	for _, name := range names {

@@ -299,7 +299,7 @@ func newGenWorld(t *testing.T, seed uint64) *genWorld {
 		}
 		// Extra grants: anchored by a membership above, or by none.
 		for k := rng.IntN(3); k > 0; k-- {
-			require.NoError(t, p.Admin.Grant(ctx, sys, id, pick(roles), near(held[id], all)))
+			testkit.Grant(t, p, id, pick(roles), near(held[id], all))
 		}
 	}
 	if rng.IntN(2) == 0 {
@@ -375,7 +375,7 @@ func newGenWorld(t *testing.T, seed uint64) *genWorld {
 		require.NoError(t, err)
 		require.NoError(t, p.Admin.Approve(ctx, sys, id, loc))
 		if rng.IntN(2) == 0 {
-			require.NoError(t, p.Admin.Grant(ctx, sys, id, "claim_admin", near([]string{loc}, all)))
+			testkit.Grant(t, p, id, "claim_admin", near([]string{loc}, all))
 		}
 		for _, org := range w.orgs {
 			from, to := windows[rng.IntN(len(windows))]()

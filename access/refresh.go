@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 
+	"gorm.io/gorm"
+
 	"github.com/civicstack/townhall/location"
 )
 
@@ -30,7 +32,13 @@ func (c *Checker) RefreshUser(ctx context.Context, userIDs ...string) error {
 // readUsers reads the current state of users (nil for a user with no row).
 // It runs under publishMu, so the last refresh reads the latest commit.
 func (c *Checker) readUsers(ctx context.Context, snap *snapshot, userIDs []string) (map[string]*userState, error) {
-	db := c.db.WithContext(ctx)
+	return readUsersFrom(ctx, c.db, snap, userIDs)
+}
+
+// readUsersFrom is readUsers through db, which may be a transaction: an
+// Admin change reads the state it judges from its own transaction.
+func readUsersFrom(ctx context.Context, db *gorm.DB, snap *snapshot, userIDs []string) (map[string]*userState, error) {
+	db = db.WithContext(ctx)
 	out := make(map[string]*userState, len(userIDs))
 	for _, id := range userIDs {
 		if id == "" {

@@ -87,7 +87,7 @@ func TestSnapshot_ChecksDuringWrites(t *testing.T) {
 		u := users[rng.IntN(len(users))]
 		switch i % 5 {
 		case 0:
-			require.NoError(t, p.Admin.Grant(ctx, sys, u, "manager", munis[rng.IntN(len(munis))]))
+			testkit.Grant(t, p, u, "manager", munis[rng.IntN(len(munis))])
 		case 1:
 			require.NoError(t, p.Admin.Revoke(ctx, sys, u, "manager", munis[rng.IntN(len(munis))]))
 		case 2:
@@ -99,7 +99,7 @@ func TestSnapshot_ChecksDuringWrites(t *testing.T) {
 			v := fmt.Sprintf("V%d", i)
 			testkit.Locations(t, p, location.Location{ID: v, Level: "village", ParentID: "M1"})
 			testkit.Member(t, p, fmt.Sprintf("w%d", i), "operator", v)
-			require.NoError(t, p.Admin.Grant(ctx, sys, u, "operator", v))
+			testkit.Grant(t, p, u, "operator", v)
 			require.NoError(t, p.Admin.DeleteLocation(ctx, sys, v))
 		}
 	}

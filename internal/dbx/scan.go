@@ -16,7 +16,17 @@ import (
 // path for millions of rows: on PostgreSQL it reads pgx's wire buffers
 // directly (database/sql would allocate a string per value); elsewhere it
 // scans into sql.RawBytes. Values are in text form.
+//
+// Inside a transaction (db from Tx), it reads through the transaction, so
+// that it sees the transaction's own writes.
 func ScanRaw(ctx context.Context, db *gorm.DB, query string, args []any, fn func(cols [][]byte) error) error {
+	if inTx(db) {
+		rows, err := db.Statement.ConnPool.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		return scanRows(rows, fn)
+	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		return err
@@ -54,6 +64,11 @@ func ScanRaw(ctx context.Context, db *gorm.DB, query string, args []any, fn func
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, fn)
+}
+
+// scanRows calls fn with each row of rows as raw bytes and closes rows.
+func scanRows(rows *sql.Rows, fn func(cols [][]byte) error) error {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {

@@ -5,14 +5,18 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm/clause"
 
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
 	"github.com/civicstack/townhall/internal/dbtest"
+	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -69,6 +73,32 @@ func Member(t testing.TB, p *townhall.Platform, id, role, loc string) {
 	_, err := p.Admin.AddMember(ctx, access.System(), access.Membership{UserID: id, LocationID: loc, Role: role})
 	require.NoError(t, err, "add member %s", id)
 	require.NoError(t, p.Admin.Approve(ctx, access.System(), id, loc))
+}
+
+// RawGrant writes the casbin_rule row of a grant of role at loc straight
+// into the database, as a host's import might (a grant already held stays
+// as it is), and refreshes the checker.
+// Admin.Grant refuses a grant that no profile anchors; such rows can still
+// exist (written by other means, or left by a profile deleted later), and
+// count for nothing.
+func RawGrant(t testing.TB, p *townhall.Platform, id, role, loc string) {
+	t.Helper()
+	ctx := context.Background()
+	row := gormadapter.CasbinRule{Ptype: "g", V0: policy.UserKey(id), V1: policy.RoleKey(role), V2: loc}
+	require.NoError(t, p.DB().WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error)
+	require.NoError(t, p.Checker.RefreshUser(ctx, id))
+}
+
+// Grant grants role at loc as System, or, when no profile anchors the
+// grant (Admin.Grant: ErrInvalidInput), writes it with RawGrant.
+func Grant(t testing.TB, p *townhall.Platform, id, role, loc string) {
+	t.Helper()
+	err := p.Admin.Grant(context.Background(), access.System(), id, role, loc)
+	if errors.Is(err, access.ErrInvalidInput) {
+		RawGrant(t, p, id, role, loc)
+		return
+	}
+	require.NoError(t, err)
 }
 
 // SameDecisions asserts that two platforms on the same database decide

@@ -1,0 +1,272 @@
+package access
+
+import (
+	"context"
+	"fmt"
+
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"gorm.io/gorm"
+
+	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/users"
+)
+
+// Membership is a profile with its first grant, as AddMember creates it.
+type Membership struct {
+	UserID, LocationID, Role, DepartmentID string
+	AllowedCategories                      []string
+}
+
+// AddMember creates the membership's profile and its first grant in one
+// transaction. The profile starts unapproved when its place requires
+// approval (see SetApprovalRequired). The actor needs what Grant needs for
+// the role, and the membership's effective categories must lie within the
+// actor's own effective categories there. Whatever the user gains through
+// the new profile (it may anchor grants the user already holds) must be
+// something the actor could grant. A user has at most one profile per
+// location (users.ErrDuplicate).
+func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*users.Profile, error) {
+	m.Role = canonicalRole(m.Role)
+	var out *users.Profile
+	var approval bool
+	var ri int
+	g := &guarded{
+		ch:    change{typ: audit.TypeMemberAdded, userID: m.UserID, location: m.LocationID, role: m.Role},
+		users: []string{m.UserID},
+		write: func(tx *gorm.DB) ([]string, error) {
+			p, err := a.profiles.CreateTx(ctx, tx, users.Profile{
+				UserID: m.UserID, LocationID: m.LocationID, DepartmentID: m.DepartmentID,
+				AllowedCategories: m.AllowedCategories, IsApproved: !approval, IsActive: true,
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = p
+			return nil, insertGrant(tx, m.UserID, m.Role, m.LocationID)
+		},
+	}
+	err := a.guard(ctx, actor, g, func(snap *snapshot) error {
+		target, err := snap.liveUser(m.UserID)
+		if err != nil {
+			return err
+		}
+		if m.LocationID == policy.PlatformDomain {
+			return fmt.Errorf("%w: memberships are at locations, not platform-wide", ErrInvalidInput)
+		}
+		if ri, err = snap.checkRolePlace(m.Role, m.LocationID); err != nil {
+			return err
+		}
+		approval = snap.approvalRequired(m.LocationID)
+		return snap.checkMembership(target, m)
+	}, func(snap *snapshot, st actorState) error {
+		if err := snap.mayGrant(st, ri, m.LocationID); err != nil {
+			return err
+		}
+		if !st.privileged() && !snap.categoriesWithin(st.user, m.LocationID, m.AllowedCategories, m.DepartmentID) {
+			return fmt.Errorf("%w: categories beyond the actor's own", ErrForbidden)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkMembership validates what AddMember would otherwise learn only from
+// the store, so that bad input is never mistaken for a refusal.
+func (snap *snapshot) checkMembership(target *userState, m Membership) error {
+	for _, c := range m.AllowedCategories {
+		if !dbx.ValidID(c) {
+			return fmt.Errorf("%w: category %q", ErrInvalidInput, truncateID(c))
+		}
+	}
+	if m.DepartmentID != "" {
+		if !dbx.ValidID(m.DepartmentID) {
+			return fmt.Errorf("%w: department %q", ErrInvalidInput, truncateID(m.DepartmentID))
+		}
+		if _, ok := snap.departments[m.DepartmentID]; !ok {
+			return fmt.Errorf("%w: department %q", users.ErrNotFound, m.DepartmentID)
+		}
+	}
+	if _, ok := target.profile(m.LocationID); ok {
+		return fmt.Errorf("%w: user %q already has a profile at %q", users.ErrDuplicate, m.UserID, m.LocationID)
+	}
+	return nil
+}
+
+// categoriesWithin reports whether the effective categories of a new
+// membership lie within the actor's own effective categories at loc (the
+// union over the anchor profiles of the actor's grants counting there).
+func (snap *snapshot) categoriesWithin(u *userState, loc string, allowed []string, department string) bool {
+	_, anchors := snap.counting(u, loc)
+	own := categorySet{}
+	for _, p := range anchors {
+		if p == nil || snap.unrestrictedCategories(p) {
+			return true // a platform grant or an unrestricted anchor sees every category
+		}
+		for cat := range snap.effective(p) {
+			own[cat] = struct{}{}
+		}
+	}
+	target := &profileState{allowed: newCategorySet(allowed), department: department}
+	if snap.unrestrictedCategories(target) {
+		return false
+	}
+	for cat := range snap.effective(target) {
+		if _, ok := own[cat]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// effective returns the effective categories of a restricted profile.
+func (snap *snapshot) effective(p *profileState) categorySet {
+	out := categorySet{}
+	candidates := p.allowed
+	if candidates == nil {
+		candidates = snap.departments[p.department]
+	}
+	for cat := range candidates {
+		if snap.allowsCategory(p, cat) {
+			out[cat] = struct{}{}
+		}
+	}
+	return out
+}
+
+// approvalRequired reports whether a new profile at loc starts unapproved:
+// at or below a municipality it follows that municipality's setting; above
+// the municipality level it always does.
+func (snap *snapshot) approvalRequired(loc string) bool {
+	muni, ok := snap.tree.MunicipalityOf(loc)
+	if !ok {
+		return true
+	}
+	_, off := snap.approvalOff[muni]
+	return !off
+}
+
+// Grant gives userID role at locationID ("*" for platform roles). Only super
+// admins grant platform and reserved roles; a platform_admin grants any
+// other role anywhere; anyone else needs users:manage covering the location
+// and may grant only a role whose permissions there are a subset of their
+// own. A role at a location counts only through the user's anchor profile
+// there: a grant with none is ErrInvalidInput. Whatever the user gains (the
+// anchor profile's categories included) must be something the actor could
+// grant. Granting a role already held changes nothing (the grant is still
+// audited).
+func (a *Admin) Grant(ctx context.Context, actor Subject, userID, role, locationID string) error {
+	return a.changeGrant(ctx, actor, audit.TypeGrant, userID, role, locationID)
+}
+
+// Revoke takes role at locationID away from userID, under the rules of
+// Grant. Revoking a role not held changes nothing (the revocation is still
+// audited).
+func (a *Admin) Revoke(ctx context.Context, actor Subject, userID, role, locationID string) error {
+	return a.changeGrant(ctx, actor, audit.TypeRevoke, userID, role, locationID)
+}
+
+func (a *Admin) changeGrant(ctx context.Context, actor Subject, typ, userID, role, loc string) error {
+	role = canonicalRole(role)
+	var ri int
+	g := &guarded{
+		ch:    change{typ: typ, userID: userID, location: loc, role: role},
+		users: []string{userID},
+		write: func(tx *gorm.DB) ([]string, error) {
+			if typ == audit.TypeGrant {
+				return nil, insertGrant(tx, userID, role, loc)
+			}
+			row := grantRow(userID, role, loc)
+			if err := tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.Ptype, row.V0, row.V1, row.V2).
+				Delete(&gormadapter.CasbinRule{}).Error; err != nil {
+				return nil, fmt.Errorf("delete grant: %w", err)
+			}
+			return nil, nil
+		},
+	}
+	return a.guard(ctx, actor, g, func(snap *snapshot) error {
+		target, err := snap.liveUser(userID)
+		if err != nil {
+			return err
+		}
+		if ri, err = snap.checkRolePlace(role, loc); err != nil {
+			return err
+		}
+		if typ == audit.TypeGrant && loc != policy.PlatformDomain {
+			if p, _ := snap.anchor(target, loc); p == nil {
+				return fmt.Errorf("%w: no profile anchors this grant: %q has no profile at or above %q", ErrInvalidInput, userID, loc)
+			}
+		}
+		return nil
+	}, func(snap *snapshot, st actorState) error {
+		return snap.mayGrant(st, ri, loc)
+	})
+}
+
+// mayGrant applies the grant rules of SPEC §3 for role ri at loc (they
+// apply to revocation alike).
+func (snap *snapshot) mayGrant(st actorState, ri int, loc string) error {
+	role := snap.reg.roles[ri]
+	if role.platform || role.reserved {
+		if st.system || st.superAdmin {
+			return nil
+		}
+		return fmt.Errorf("%w: only super admins grant %s", ErrForbidden, role.name)
+	}
+	if st.privileged() {
+		return nil
+	}
+	if !snap.mayManage(st.user, loc) {
+		return fmt.Errorf("%w: no users:manage covering %q", ErrForbidden, loc)
+	}
+	if !role.perms.subsetOf(snap.ownPerms(st.user, loc)) {
+		return fmt.Errorf("%w: %s has permissions the actor lacks at %q", ErrForbidden, role.name, loc)
+	}
+	return nil
+}
+
+// checkRolePlace validates role and location and returns the role index.
+func (snap *snapshot) checkRolePlace(role, loc string) (int, error) {
+	ri, ok := snap.reg.role(role)
+	if !ok {
+		return 0, fmt.Errorf("%w %q", ErrUnknownRole, truncateID(role))
+	}
+	platform := snap.reg.roles[ri].platform
+	switch {
+	case loc == policy.PlatformDomain && !platform:
+		return 0, fmt.Errorf("%w: %s is granted at locations, not platform-wide", ErrInvalidInput, role)
+	case loc != policy.PlatformDomain && platform:
+		return 0, fmt.Errorf("%w: %s is granted only platform-wide (\"*\")", ErrInvalidInput, role)
+	case loc != policy.PlatformDomain:
+		if err := snap.checkLocation(loc); err != nil {
+			return 0, err
+		}
+	}
+	return ri, nil
+}
+
+// grantRow is the casbin_rule row of a grant.
+func grantRow(userID, role, loc string) gormadapter.CasbinRule {
+	return gormadapter.CasbinRule{Ptype: "g", V0: policy.UserKey(userID), V1: policy.RoleKey(canonicalRole(role)), V2: loc}
+}
+
+func insertGrant(tx *gorm.DB, userID, role, loc string) error {
+	row := grantRow(userID, role, loc)
+	var n int64
+	if err := tx.Model(&gormadapter.CasbinRule{}).
+		Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.Ptype, row.V0, row.V1, row.V2).
+		Count(&n).Error; err != nil {
+		return fmt.Errorf("read grant: %w", err)
+	}
+	if n > 0 {
+		return nil // already held: granting again changes nothing
+	}
+	if err := tx.Create(&row).Error; err != nil {
+		return fmt.Errorf("write grant: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"gorm.io/gorm"
+
+	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/location"
+	"github.com/civicstack/townhall/users"
+)
+
+// MoveLocation moves a location and its subtree under newParentID ("" for
+// top level), re-checking levels. The actor needs locations:manage covering
+// both the location and its new parent (a platform grant for the top
+// level). Scopes change at once: grants follow the locations they are at.
+func (a *Admin) MoveLocation(ctx context.Context, actor Subject, id, newParentID string) error {
+	g := &guarded{
+		ch: change{typ: audit.TypeLocationMoved, location: id},
+		write: func(tx *gorm.DB) ([]string, error) {
+			return nil, a.locations.MoveTx(ctx, tx, id, newParentID)
+		},
+		tree: func() *location.Change {
+			return &location.Change{Kind: location.ChangeMoved, Location: location.Location{ID: id, ParentID: newParentID}}
+		},
+	}
+	return a.guard(ctx, actor, g, func(snap *snapshot) error {
+		if err := snap.checkLocation(id); err != nil {
+			return err
+		}
+		if newParentID != "" {
+			if err := snap.checkLocation(newParentID); err != nil {
+				return err
+			}
+		}
+		from, _ := snap.tree.Parent(id)
+		g.ch.details = map[string]any{"from": from, "to": newParentID}
+		return nil
+	}, func(snap *snapshot, st actorState) error {
+		return snap.mayPerform(st, ModuleLocations, "manage", id, newParentID)
+	})
+}
+
+// DeleteLocation soft-deletes a location's subtree (locations:manage
+// covering it) and, in the same transaction, ends the grants, profiles and
+// organisations held in it; users the organisations' cascade deactivates
+// get a user_active event each.
+func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) error {
+	var deleted []string
+	g := &guarded{
+		ch:    change{typ: audit.TypeLocationDeleted, location: id, details: map[string]any{}},
+		links: true,
+		tree: func() *location.Change {
+			return &location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}, Deleted: deleted}
+		},
+	}
+	var deactivated []string
+	g.write = func(tx *gorm.DB) ([]string, error) {
+		var err error
+		if deleted, err = a.locations.DeleteTx(ctx, tx, id); err != nil {
+			return nil, err
+		}
+		g.ch.details["count"] = len(deleted)
+		// Every grant and profile in the subtree ends before any
+		// organisation does, so the organisations' cascade sees who is
+		// left with no active profile whatever the chunking.
+		var affected []string
+		for chunk := range slices.Chunk(deleted, insertChunk) {
+			holders, err := holdersAt(tx, chunk)
+			if err != nil {
+				return nil, err
+			}
+			affected = append(affected, holders...)
+			if err := tx.Where("ptype = ? AND v2 IN ?", "g", chunk).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
+				return nil, fmt.Errorf("end grants: %w", err)
+			}
+			if err := a.profiles.DeleteAtTx(ctx, tx, chunk); err != nil {
+				return nil, err
+			}
+		}
+		for chunk := range slices.Chunk(deleted, insertChunk) {
+			gone, err := a.affiliations.DeleteOrganisationsAtTx(ctx, tx, chunk)
+			if err != nil {
+				return nil, err
+			}
+			deactivated = append(deactivated, gone...)
+		}
+		return append(affected, deactivated...), nil
+	}
+	g.record = func(tx *gorm.DB) error {
+		return a.recordCascade(ctx, tx, actor, g.ch, deactivated, "location", id)
+	}
+	return a.guard(ctx, actor, g, func(snap *snapshot) error {
+		return snap.checkLocation(id)
+	}, func(snap *snapshot, st actorState) error {
+		return snap.mayPerform(st, ModuleLocations, "manage", id)
+	})
+}
+
+// holdersAt returns the users holding a grant or a live profile at one of
+// locs, read inside the deleting transaction.
+func holdersAt(tx *gorm.DB, locs []string) ([]string, error) {
+	var keys, ids []string
+	if err := tx.Model(&gormadapter.CasbinRule{}).Where("ptype = ? AND v2 IN ?", "g", locs).
+		Distinct().Pluck("v0", &keys).Error; err != nil {
+		return nil, fmt.Errorf("read grants: %w", err)
+	}
+	for _, k := range keys {
+		if id, ok := policy.UserFromKey(k); ok {
+			ids = append(ids, id)
+		}
+	}
+	var holders []string
+	if err := tx.Table(users.ProfilesTable).Where("location_id IN ? AND deleted_at IS NULL", locs).
+		Distinct().Pluck("user_id", &holders).Error; err != nil {
+		return nil, fmt.Errorf("read profiles: %w", err)
+	}
+	return append(ids, holders...), nil
+}
+
+// holdsWithin reports whether u has a profile or grant inside id's subtree.
+func (u *userState) holdsWithin(snap *snapshot, id string) bool {
+	for _, pr := range u.profiles {
+		loc := pr.location
+		if snap.tree.IsWithin(loc, id) {
+			return true
+		}
+	}
+	for _, g := range u.grants {
+		if g.location != policy.PlatformDomain && snap.tree.IsWithin(g.location, id) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,319 @@
+package access
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/civicstack/townhall/internal/policy"
+)
+
+// No escalation, judged on the result (SPEC §3). Every guarded Admin change
+// builds, inside its transaction, the next snapshot state of each user it
+// affects and compares what each of them may do before and after. A gain
+// the actor could not grant refuses the whole change. The functions here
+// read snapshots only; they do not care which method made the change.
+//
+// A permission is a module action at a place, with the categories it
+// covers there:
+//   - at a location ℓ: the union of the effective categories (SPEC §1) of
+//     the anchor profiles of the user's counting grants at ℓ or above whose
+//     role allows the action;
+//   - at an organisation O, for affiliated actions: the same at O's
+//     location, provided the user has a live link to O and O has the
+//     module among its services;
+//   - platform-wide ("*"): every category, from platform grants.
+//
+// Module enablement is ignored: permissions count as if every module were
+// enabled, so that switching a module on is never a way round this rule
+// and an actor's own permissions count wherever they hold them.
+
+// catSet is a set of categories with a top: all means every category (and
+// records with no category). A held permission with an empty set is a gate
+// only: the module may be used there, but no record passes.
+type catSet struct {
+	all bool
+	set categorySet
+}
+
+// addProfile adds the effective categories of profile p.
+func (c *catSet) addProfile(snap *snapshot, p *profileState) {
+	if c.all {
+		return
+	}
+	if snap.unrestrictedCategories(p) {
+		c.all, c.set = true, nil
+		return
+	}
+	for cat := range snap.effective(p) {
+		if c.set == nil {
+			c.set = categorySet{}
+		}
+		c.set[cat] = struct{}{}
+	}
+}
+
+// minus returns what c has and o lacks.
+func (c catSet) minus(o catSet) catSet {
+	switch {
+	case o.all:
+		return catSet{}
+	case c.all:
+		return c
+	}
+	var out catSet
+	for cat := range c.set {
+		if _, ok := o.set[cat]; !ok {
+			if out.set == nil {
+				out.set = categorySet{}
+			}
+			out.set[cat] = struct{}{}
+		}
+	}
+	return out
+}
+
+func (c catSet) empty() bool { return !c.all && len(c.set) == 0 }
+
+func (c catSet) String() string {
+	if c.all {
+		return "all categories"
+	}
+	cats := make([]string, 0, len(c.set))
+	for cat := range c.set {
+		cats = append(cats, cat)
+	}
+	slices.Sort(cats)
+	return "categories [" + strings.Join(cats, " ") + "]"
+}
+
+// gain is one permission a user gains from a change.
+type gain struct {
+	user       string
+	superAdmin bool   // the user becomes an active super admin
+	action     int    // index into compiled.actions
+	at         string // location ID, or "*" for platform-wide
+	org        string // for an affiliated action's organisation dimension
+	cats       catSet // the categories gained; empty: the gate alone
+}
+
+func (g gain) String(reg *compiled) string {
+	if g.superAdmin {
+		return fmt.Sprintf("%q would become a super admin", g.user)
+	}
+	a := reg.actions[g.action]
+	where := fmt.Sprintf("at %q", g.at)
+	switch {
+	case g.at == policy.PlatformDomain:
+		where = "platform-wide"
+	case g.org != "":
+		where = fmt.Sprintf("for organisation %q", g.org)
+	}
+	what := g.cats.String()
+	if g.cats.empty() {
+		what = "the module gate"
+	}
+	return fmt.Sprintf("%q would gain %s:%s %s (%s)", g.user, a.module, a.action, where, what)
+}
+
+// activeUser reports whether u may use anything at all.
+func activeUser(u *userState) bool { return u != nil && !u.deleted && u.active }
+
+// topUser reports whether u is an active super admin: every check allows.
+func topUser(u *userState) bool { return activeUser(u) && u.superAdmin && !u.technical }
+
+// heldAt returns whether u holds action ai at location loc through location
+// grants, and with which categories. Platform grants are left out (the
+// caller handles them as one platform-wide permission).
+func (snap *snapshot) heldAt(u *userState, ai int, loc string) (held bool, cats catSet) {
+	if !activeUser(u) {
+		return false, cats
+	}
+	if _, ok := snap.tree.Get(loc); !ok {
+		return false, cats
+	}
+	for _, g := range u.grants {
+		if g.location == policy.PlatformDomain || !snap.reg.roles[g.role].perms.has(ai) ||
+			!snap.tree.IsWithin(loc, g.location) {
+			continue
+		}
+		p, _ := snap.anchor(u, g.location)
+		if p == nil || !p.active || !p.approved {
+			continue
+		}
+		held = true
+		cats.addProfile(snap, p)
+	}
+	return held, cats
+}
+
+// heldFor is heldAt for an affiliated action's organisation dimension: the
+// user needs a live link (at now) to org, org needs the action's module
+// among its services, and the permission is the one held at org's
+// location.
+func (snap *snapshot) heldFor(u *userState, userID string, ai int, org string, now time.Time) (bool, catSet) {
+	o := snap.orgs[org]
+	if o == nil {
+		return false, catSet{}
+	}
+	if _, ok := o.services[snap.reg.actions[ai].module]; !ok {
+		return false, catSet{}
+	}
+	live := false
+	for _, w := range snap.links[userID][org] {
+		live = live || w.live(now)
+	}
+	if !live {
+		return false, catSet{}
+	}
+	return snap.heldAt(u, ai, o.location)
+}
+
+// platformHolds reports whether active u holds action ai platform-wide.
+func platformHolds(u *userState, ai int) bool {
+	return activeUser(u) && u.platformPerms != nil && u.platformPerms.has(ai)
+}
+
+// gainsOf returns what user id gains from before to after. moved, when set,
+// is a location whose subtree moved.
+//
+// Comparing at the locations of the user's grants (before and after) and
+// at moved is enough: within one tree, the categories held at a location x
+// are the union over the grants at x or above, so they equal those held
+// at the deepest of those locations on x's path, and a location with none
+// of them on its path holds nothing in either state. A move changes the
+// path of the moved subtree only, above the moved location, which is
+// therefore a comparison point as well.
+func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
+	ua, _ := after.users.get(id)
+	if !activeUser(ua) {
+		return nil
+	}
+	ub, _ := before.users.get(id)
+	if topUser(ua) {
+		if topUser(ub) {
+			return nil
+		}
+		return []gain{{user: id, superAdmin: true}}
+	}
+	if topUser(ub) {
+		return nil // held everything before
+	}
+	if !activeUser(ub) {
+		ub = nil
+	}
+	var points []string
+	actions := newPermSet(len(after.reg.actions))
+	for _, u := range []*userState{ua, ub} {
+		if u == nil {
+			continue
+		}
+		for _, g := range u.grants {
+			actions.union(after.reg.roles[g.role].perms)
+			if g.location != policy.PlatformDomain {
+				points = append(points, g.location)
+			}
+		}
+	}
+	if moved != "" {
+		points = append(points, moved)
+	}
+	slices.Sort(points)
+	points = slices.Compact(points)
+	var orgs []string
+	for _, s := range []*snapshot{after, before} {
+		for org := range s.links[id] {
+			orgs = append(orgs, org)
+		}
+	}
+	slices.Sort(orgs)
+	orgs = slices.Compact(orgs)
+
+	var out []gain
+	for ai := range after.reg.actions {
+		if !actions.has(ai) || platformHolds(ub, ai) {
+			continue
+		}
+		if platformHolds(ua, ai) {
+			out = append(out, gain{user: id, action: ai, at: policy.PlatformDomain, cats: catSet{all: true}})
+			continue // platform-wide covers every place
+		}
+		for _, loc := range points {
+			ha, ca := after.heldAt(ua, ai, loc)
+			if !ha {
+				continue
+			}
+			hb, cb := before.heldAt(ub, ai, loc)
+			if g := ca.minus(cb); !hb || !g.empty() {
+				out = append(out, gain{user: id, action: ai, at: loc, cats: g})
+			}
+		}
+		if !after.reg.actions[ai].affiliated {
+			continue
+		}
+		for _, org := range orgs {
+			ha, ca := after.heldFor(ua, id, ai, org, now)
+			if !ha {
+				continue
+			}
+			hb, cb := before.heldFor(ub, id, ai, org, now)
+			if g := ca.minus(cb); !hb || !g.empty() {
+				out = append(out, gain{user: id, action: ai, at: after.orgs[org].location, org: org, cats: g})
+			}
+		}
+	}
+	return out
+}
+
+// mayGive reports whether the actor, as snap (the state before the change)
+// knows them, could grant g:
+//   - System() and super admins: everything;
+//   - anyone else: never super admin, a platform-wide permission (those
+//     come from platform roles) or an action that lists a reserved role;
+//   - a platform_admin: everything else;
+//   - anyone else: users:manage covering g's location, and the action
+//     held there (counted as if every module were enabled) with at least
+//     g's categories.
+func (snap *snapshot) mayGive(st actorState, g gain) error {
+	if st.system || st.superAdmin {
+		return nil
+	}
+	switch {
+	case g.superAdmin:
+		return fmt.Errorf("%w: %s: only super admins make super admins", ErrForbidden, g.String(snap.reg))
+	case g.at == policy.PlatformDomain:
+		return fmt.Errorf("%w: %s: only super admins grant platform roles", ErrForbidden, g.String(snap.reg))
+	case snap.reg.reservedActions.has(g.action):
+		return fmt.Errorf("%w: %s: only super admins grant reserved permissions", ErrForbidden, g.String(snap.reg))
+	case st.platformAdmin:
+		return nil
+	case !snap.mayManage(st.user, g.at):
+		return fmt.Errorf("%w: %s: the actor has no users:manage covering %q", ErrForbidden, g.String(snap.reg), g.at)
+	}
+	if platformHolds(st.user, g.action) {
+		return nil
+	}
+	held, own := snap.heldAt(st.user, g.action, g.at)
+	if !held || !g.cats.minus(own).empty() {
+		return fmt.Errorf("%w: %s, beyond the actor's own permissions there", ErrForbidden, g.String(snap.reg))
+	}
+	return nil
+}
+
+// judge refuses a change from before to after unless the actor could grant
+// everything that any of the affected users gains. Users outside affected
+// must be unchanged between the two snapshots.
+func judge(before, after *snapshot, st actorState, affected []string, moved string, now time.Time) error {
+	if st.system || st.superAdmin {
+		return nil
+	}
+	for _, id := range affected {
+		for _, g := range gainsOf(before, after, id, moved, now) {
+			if err := before.mayGive(st, g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
