@@ -12,6 +12,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -25,7 +26,7 @@ func (a *Admin) SetUserActive(ctx context.Context, actor Subject, userID string,
 		ch:    change{typ: audit.TypeUserActive, userID: userID, details: map[string]any{"value": active}},
 		users: []string{userID},
 		write: func(tx *gorm.DB) ([]string, error) {
-			if err := a.users.SetActiveTx(ctx, tx, userID, active); err != nil {
+			if err := userwrite.SetActive(ctx, tx, a.now(), userID, active); err != nil {
 				return nil, err
 			}
 			if !active {
@@ -99,7 +100,7 @@ func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string,
 		return a.refuse(ctx, actor, ch, denied)
 	}
 	return a.commitSessions(ctx, actor, &guarded{ch: ch, users: []string{userID}, inv: &inv, write: func(tx *gorm.DB) ([]string, error) {
-		if err := a.users.SetSuperAdminTx(ctx, tx, userID, on); err != nil {
+		if err := userwrite.SetSuperAdmin(ctx, tx, a.now(), userID, on); err != nil {
 			return nil, err
 		}
 		if !on {
@@ -241,7 +242,7 @@ func (a *Admin) DeleteUser(ctx context.Context, actor Subject, userID string) er
 		users: []string{userID},
 		links: true,
 		write: func(tx *gorm.DB) ([]string, error) {
-			if err := a.users.DeleteTx(ctx, tx, userID); err != nil {
+			if err := userwrite.Delete(ctx, tx, a.now(), userID); err != nil {
 				return nil, err
 			}
 			if err := a.profiles.DeleteForUserTx(ctx, tx, userID); err != nil {
@@ -268,7 +269,7 @@ func (a *Admin) AnonymizeUser(ctx context.Context, actor Subject, userID string)
 	g := &guarded{
 		ch:    change{typ: audit.TypeUserAnonymized, userID: userID},
 		users: []string{userID},
-		write: func(tx *gorm.DB) ([]string, error) { return nil, a.users.AnonymizeTx(ctx, tx, userID) },
+		write: func(tx *gorm.DB) ([]string, error) { return nil, userwrite.Anonymize(ctx, tx, a.now(), userID) },
 	}
 	_, denied, err := a.lifecycleCheck(actor, userID, true)
 	if err != nil {

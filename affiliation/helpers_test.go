@@ -15,6 +15,7 @@ import (
 	"github.com/civicstack/townhall/internal/dbtest"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -101,17 +102,17 @@ func (e *env) user(t *testing.T, id string) *users.User {
 
 func (e *env) deleteUser(t *testing.T, id string) {
 	t.Helper()
-	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error { return e.users.DeleteTx(e.ctx, tx, id) }))
+	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error { return userwrite.Delete(e.ctx, tx, time.Now(), id) }))
 }
 
 func (e *env) setSuperAdmin(t *testing.T, id string) {
 	t.Helper()
-	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error { return e.users.SetSuperAdminTx(e.ctx, tx, id, true) }))
+	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error { return userwrite.SetSuperAdmin(e.ctx, tx, time.Now(), id, true) }))
 }
 
 func (e *env) setInactive(t *testing.T, id string) {
 	t.Helper()
-	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error { return e.users.SetActiveTx(e.ctx, tx, id, false) }))
+	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error { return userwrite.SetActive(e.ctx, tx, time.Now(), id, false) }))
 }
 
 func (e *env) profile(t *testing.T, userID, locationID string, active bool) {

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -127,11 +128,11 @@ func TestAuthenticateAPIKey_RejectsBadKeys(t *testing.T) {
 		assert.ErrorIs(t, err, users.ErrInvalidCredentials, name)
 	}
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.SetActiveTx(ctx, tx, "robot", false) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.SetActive(ctx, tx, e.clock.Now(), "robot", false) }))
 	_, err = e.users.AuthenticateAPIKey(ctx, key)
 	assert.ErrorIs(t, err, users.ErrInactive)
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.SetActiveTx(ctx, tx, "robot", true) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.SetActive(ctx, tx, e.clock.Now(), "robot", true) }))
 	e.deleteUser(t, "robot")
 	_, err = e.users.AuthenticateAPIKey(ctx, key)
 	assert.ErrorIs(t, err, users.ErrInvalidCredentials, "the user is deleted")

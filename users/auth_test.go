@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -23,7 +24,7 @@ func TestAuthenticate_AnswersInSpecOrder(t *testing.T) {
 	e.mustUser(t, users.NewUser{Username: "idle", Password: goodPassword})
 	e.mustUser(t, users.NewUser{Username: "gone", Password: goodPassword})
 	e.mustUser(t, users.NewUser{Username: "locked", Password: goodPassword})
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.SetActiveTx(ctx, tx, "idle", false) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.SetActive(ctx, tx, e.clock.Now(), "idle", false) }))
 	e.deleteUser(t, "gone")
 	for i := 0; i < users.DefaultMaxFailures; i++ {
 		_, err := e.users.Authenticate(ctx, "locked", "wrong password")

@@ -14,6 +14,7 @@ import (
 	"github.com/civicstack/townhall/internal/dbtest"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -137,7 +138,7 @@ func (e *env) mustUser(t *testing.T, u users.NewUser) *users.User {
 func (e *env) deleteUser(t *testing.T, id string) {
 	t.Helper()
 	require.NoError(t, dbx.Tx(ctx, e.db, func(tx *gorm.DB) error {
-		return e.users.DeleteTx(ctx, tx, id)
+		return userwrite.Delete(ctx, tx, e.clock.Now(), id)
 	}))
 }
 

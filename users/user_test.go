@@ -14,6 +14,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/actor"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -203,14 +204,14 @@ func TestDelete_UsernameStaysTakenUntilAnonymized(t *testing.T) {
 	_, err = e.users.Create(ctx, users.NewUser{ID: "Dave", Username: "new-dave"})
 	assert.ErrorIs(t, err, users.ErrDuplicate, "IDs are never reused")
 
-	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return e.users.DeleteTx(ctx, tx, "Dave") }), users.ErrNotFound,
+	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return userwrite.Delete(ctx, tx, e.clock.Now(), "Dave") }), users.ErrNotFound,
 		"deleting twice")
-	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return e.users.AnonymizeTx(ctx, tx, "dave") }), users.ErrInvalidInput,
+	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return userwrite.Anonymize(ctx, tx, e.clock.Now(), "dave") }), users.ErrInvalidInput,
 		"only deleted users are anonymised")
-	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return e.users.AnonymizeTx(ctx, tx, "nobody") }), users.ErrNotFound)
+	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return userwrite.Anonymize(ctx, tx, e.clock.Now(), "nobody") }), users.ErrNotFound)
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.AnonymizeTx(ctx, tx, "Dave") }))
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.AnonymizeTx(ctx, tx, "Dave") }), "idempotent")
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.Anonymize(ctx, tx, e.clock.Now(), "Dave") }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.Anonymize(ctx, tx, e.clock.Now(), "Dave") }), "idempotent")
 
 	var row struct {
 		Username, UsernameKey, Email, FirstName, LastName, PasswordHash string
@@ -225,7 +226,7 @@ func TestDelete_UsernameStaysTakenUntilAnonymized(t *testing.T) {
 
 	// Anonymised keys keep the ID's case, so "dave" does not clash with "Dave".
 	e.deleteUser(t, "dave")
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.AnonymizeTx(ctx, tx, "dave") }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.Anonymize(ctx, tx, e.clock.Now(), "dave") }))
 
 	_, err = e.users.Create(ctx, users.NewUser{Username: "Dave"})
 	assert.NoError(t, err, "the username is free after anonymisation")
