@@ -156,4 +156,3 @@ func truncate(s string) string {
 	}
 	return s
 }
-
