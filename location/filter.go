@@ -319,11 +319,17 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 // from is fixed SQL text (a table and its conditions) whose '?' take vars.
 // On MySQL and MariaDB (mysql true) it is
 //
-//	col IN (SELECT key FROM from)
-//	AND CAST(col AS BINARY) IN (SELECT CAST(key AS BINARY) FROM from)
+//	CAST(col AS BINARY) IN (SELECT CAST(key AS BINARY) FROM from)
+//	AND col IN (SELECT key FROM from)
 //
-// The first, under the column's collation, lets an index on the column
-// drive the query; the second makes it exact (see Condition). The first is
+// The second, under the column's collation, lets an index on the column
+// drive the query; the first makes it exact (see Condition). The exact one
+// comes first: where the condition is evaluated row by row (under an OR,
+// as in an affiliated action's filter), MariaDB caches a subquery's result
+// by the outer value under the column's collation, so after a record at
+// "l0" (no location) the collation-bound test would answer "no" for a
+// record at "L0" too; with the exact test first, only exact IDs ever reach
+// the collation-bound one. The first is
 // a superset of the second only when the subquery filters on nothing but
 // its key: MariaDB 10.11 answers "col IN (SELECT id ... WHERE deleted_at IS
 // NULL)" by one lookup on the unique key under the column's collation, and
@@ -333,7 +339,7 @@ func exactIn(mysql bool, col clause.Column, key, from string, vars ...any) claus
 	sub := subquery(key, from, vars...)
 	if mysql {
 		bin := subquery("CAST("+key+" AS BINARY)", from, vars...)
-		return clause.Expr{SQL: "(? IN (?) AND CAST(? AS BINARY) IN (?))", Vars: []any{col, sub, col, bin}}
+		return clause.Expr{SQL: "(CAST(? AS BINARY) IN (?) AND ? IN (?))", Vars: []any{col, bin, col, sub}}
 	}
 	return clause.Expr{SQL: "(? IN (?))", Vars: []any{col, sub}}
 }
