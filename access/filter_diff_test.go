@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,6 +98,7 @@ type genRow struct {
 
 type genWorld struct {
 	seed     uint64
+	small    bool // a few locations, users and rows; verify samples actions
 	p        *townhall.Platform
 	db       *gorm.DB
 	reg      *access.Registry
@@ -118,6 +122,18 @@ type genWorld struct {
 // categories and organisations.
 func newGenWorld(t *testing.T, seed uint64) *genWorld {
 	t.Helper()
+	return buildGenWorld(t, seed, false)
+}
+
+// newSmallGenWorld is newGenWorld at a fraction of the size (and cost), for
+// running many worlds: its seeds draw other worlds than newGenWorld's.
+func newSmallGenWorld(t *testing.T, seed uint64) *genWorld {
+	t.Helper()
+	return buildGenWorld(t, seed, true)
+}
+
+func buildGenWorld(t *testing.T, seed uint64, small bool) *genWorld {
+	t.Helper()
 	ctx := context.Background()
 	sys := access.System()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -126,7 +142,14 @@ func newGenWorld(t *testing.T, seed uint64) *genWorld {
 	reg := genRegistry(t)
 	p := testkit.Open(t, townhall.WithRegistry(reg), townhall.WithLevels(levels...), townhall.WithClock(clock.Now),
 		townhall.WithAuditBuffer(64))
-	w := &genWorld{seed: seed, p: p, db: p.DB(), reg: reg}
+	w := &genWorld{seed: seed, small: small, p: p, db: p.DB(), reg: reg}
+	// size scales the generator's counts down for small worlds.
+	size := func(full, smallN int) int {
+		if small {
+			return smallN
+		}
+		return full
+	}
 
 	pick := func(ids []string) string { return ids[rng.IntN(len(ids))] }
 
@@ -134,7 +157,7 @@ func newGenWorld(t *testing.T, seed uint64) *genWorld {
 	rank := map[string]int{}
 	parent := map[string]string{} // until the moves
 	var all, munis []string
-	maxLocs := 20 + rng.IntN(40)
+	maxLocs := size(20, 6) + rng.IntN(size(40, 10))
 	fanout := 2 + rng.IntN(4)
 	roots := 1 + rng.IntN(3)
 	if len(levels) <= 2 {
@@ -270,7 +293,7 @@ func newGenWorld(t *testing.T, seed uint64) *genWorld {
 	subject("tech")
 	roles := []string{access.RoleAdmin, access.RoleManager, access.RoleOperator, access.RoleViewer, "claim_admin"}
 	userIDs := []string{"tech"}
-	for i := 0; i < 6+rng.IntN(6); i++ {
+	for i := 0; i < size(6, 4)+rng.IntN(size(6, 2)); i++ {
 		id := fmt.Sprintf("u%d", i)
 		testkit.User(t, p, id)
 		userIDs = append(userIDs, id)
@@ -458,7 +481,7 @@ func newGenWorld(t *testing.T, seed uint64) *genWorld {
 		w.cols = access.Columns{Location: "r.location_id", Category: "r.category", Organisation: "r.org_id"}
 	}
 	str := func(s string) *string { return &s }
-	for i := 0; i < 200+rng.IntN(150); i++ {
+	for i := 0; i < size(200, 60)+rng.IntN(size(150, 40)); i++ {
 		r := genRow{ID: i + 1}
 		switch x := rng.IntN(100); {
 		case x < 12:
@@ -543,8 +566,12 @@ func (w *genWorld) verify(t *testing.T) map[string]int {
 		{Location: w.cols.Location, Category: w.cols.Category},
 	}
 	kinds := map[string]int{}
+	sample := rand.New(rand.NewPCG(w.seed, 1))
 	for si, s := range w.subjects {
 		for i, ma := range w.actions() {
+			if w.small && sample.IntN(6) > 0 {
+				continue // a sixth of the subject × action pairs
+			}
 			f, err := w.p.Checker.Filter(ctx, s, ma[0], ma[1])
 			require.NoError(t, err)
 			switch {
@@ -662,4 +689,42 @@ func (w *genWorld) verifyLocations(t *testing.T, s access.Subject, ma [2]string,
 		}
 	}
 	require.Equal(t, want, got, "seed %d, subject %+v, %s:%s: location scope and Contains disagree", w.seed, s, ma[0], ma[1])
+}
+
+// manyWorlds is how many small worlds TestFilter_AgreesWithCheckOnManyWorlds
+// compares per database (TOWNHALL_DIFF_WORLDS changes it).
+const manyWorlds = 200
+
+// TestFilter_AgreesWithCheckOnManyWorlds runs the differential test on
+// manyWorlds small seeded worlds, a few at a time (building a world waits
+// on the database far more than on the CPU); a failure names its seed,
+// which newSmallGenWorld rebuilds.
+func TestFilter_AgreesWithCheckOnManyWorlds(t *testing.T) {
+	n := manyWorlds
+	if s, err := strconv.Atoi(os.Getenv("TOWNHALL_DIFF_WORLDS")); err == nil && s >= 0 {
+		n = s
+	}
+	const workers = 4
+	var mu sync.Mutex
+	filters := 0
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; i < n; i += workers {
+				seed := uint64(900000 + i)
+				t.Run(fmt.Sprint("small", seed), func(t *testing.T) {
+					kinds := newSmallGenWorld(t, seed).verify(t)
+					mu.Lock()
+					defer mu.Unlock()
+					for _, c := range kinds {
+						filters += c
+					}
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d small worlds, %d filters compared with Check", n, filters)
 }
