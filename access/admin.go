@@ -41,7 +41,18 @@ import (
 //   - SetUserActive, DeleteUser and AnonymizeUser need a super admin or a
 //     platform_admin; a platform_admin cannot act on a super admin or on a
 //     holder of a platform or reserved role (only super admins could end
-//     those).
+//     those);
+//   - and, over all of them, the result: for an actor who is neither a
+//     super admin nor System(), a change is refused unless every permission
+//     any user gains from it (a module action at a location, with
+//     categories, or for an organisation), counted as if every module were
+//     enabled, is one the actor could grant. A platform_admin could grant
+//     everything but super admin, platform-wide permissions and actions
+//     that list a reserved role; anyone else needs users:manage covering
+//     the place and the permission among their own there, within their own
+//     categories. This covers dormant grants switched on by a new, approved
+//     or re-activated profile, a move or a link, categories gained through
+//     Grant onto an existing profile, and any method added later.
 //
 // An impersonated actor acts with the target's rights, never the
 // impersonator's.

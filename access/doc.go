@@ -69,8 +69,10 @@
 // a platform_admin grants any other role anywhere; anyone else needs
 // users:manage covering the location and may grant only roles whose
 // permissions there are a subset of their own ("a user can only add his own
-// role"). Every change and every refusal is audited in the same transaction
-// as the change. A refusal matches ErrForbidden.
+// role"). Over these rules, every change is judged on its result: it is
+// refused as a whole when it lets any user gain a permission the actor
+// could not grant (see Admin). Every change and every refusal is audited in
+// the same transaction as the change. A refusal matches ErrForbidden.
 //
 // # HTTP
 //
