@@ -399,11 +399,6 @@ func (r *refRegistry) derive(role, m, a string) bool {
 	return false
 }
 
-func (r *refRegistry) platform(role string) bool {
-	def, err := r.reg.Role(role)
-	return err == nil && def.Platform
-}
-
 // refPerm is one permission: an action at a location, or for affiliated
 // actions also at an organisation, for a category ("" a record with none).
 type refPerm struct {

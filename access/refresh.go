@@ -104,18 +104,6 @@ func (next *snapshot) applyLocation(change func(t *location.Tree) error) error {
 	return nil
 }
 
-// applyDeletion publishes, as one snapshot, a deleted subtree together with
-// the users who held something in it and the organisations it held: no
-// check sees the tree without the location but a grant still held there.
-func (c *Checker) applyDeletion(ctx context.Context, ch location.Change, affected []string) error {
-	return c.publish(func(next *snapshot) error {
-		if err := next.applyLocation(func(t *location.Tree) error { return t.Apply(ch) }); err != nil {
-			return err
-		}
-		return c.refreshInto(ctx, next, affected)
-	})
-}
-
 // refreshInto reads affected users and the affiliations into next.
 func (c *Checker) refreshInto(ctx context.Context, next *snapshot, affected []string) error {
 	changes, err := c.readUsers(ctx, next, affected)
