@@ -8,3 +8,15 @@ func SetGuardHook(f func()) (restore func()) {
 	testHookGuarded = f
 	return func() { testHookGuarded = prev }
 }
+
+// JudgeUnchanged runs the result check of a change by actor that leaves
+// userIDs as they are in the current snapshot (before and after are the
+// same snapshot): the cost of judging, without a database. Benchmarks only.
+func JudgeUnchanged(c *Checker, actor Subject, userIDs ...string) error {
+	cur := c.snapshot()
+	st, err := (&Admin{c: c}).resolveActor(cur, actor)
+	if err != nil {
+		return err
+	}
+	return judge(cur, cur, st, userIDs, "", c.now())
+}
