@@ -16,7 +16,6 @@ import (
 // is a Grant by a municipal admin (write, audit event, judged snapshot);
 // BenchmarkJudge the judging alone, for a target with four grants at three places.
 
-
 func benchWorld(b *testing.B) (*townhall.Platform, access.Subject) {
 	b.Helper()
 	p := testkit.Open(b, townhall.WithSyncInterval(-1))
