@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -543,36 +544,61 @@ func runModel(t testing.TB, seed uint64, ops []modelOp) (int, string) {
 	return -1, ""
 }
 
+// TestEscalation_ModelBased runs the sequences four at a time (each on its
+// own platform and database: they wait on the database far more than on
+// the CPU).
 func TestEscalation_ModelBased(t *testing.T) {
 	sequences := modelSequences
 	if s, err := strconv.Atoi(os.Getenv("TOWNHALL_MODEL_SEQUENCES")); err == nil && s > 0 {
 		sequences = s
 	}
+	const workers = 4
+	var mu sync.Mutex
 	ops := 0
-	for k := range sequences {
-		seed := uint64(20261202 + k)
-		seq := genModelOps(seed, modelOps)
-		bad, why := runModel(t, seed, seq)
-		ops += len(seq)
-		if bad < 0 {
-			continue
-		}
-		// Shrink: drop every call the failure does not need.
-		seq = seq[:bad+1]
-		for i := len(seq) - 2; i >= 0; i-- {
-			shorter := slices.Delete(slices.Clone(seq), i, i+1)
-			if b, w := runModel(t, seed, shorter); b >= 0 {
-				seq, why = shorter[:b+1], w
-				if i > len(seq)-1 {
-					i = len(seq) - 1
-				}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < sequences; k += workers {
+				seed := uint64(20261202 + k)
+				t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+					n := checkModelSequence(t, seed)
+					mu.Lock()
+					ops += n
+					mu.Unlock()
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d sequences, %d Admin calls", sequences, ops)
+}
+
+// checkModelSequence runs the sequence of seed and, when it breaks the
+// rule, fails with the shortest sequence that still does. It returns how
+// many calls it ran.
+func checkModelSequence(t *testing.T, seed uint64) int {
+	seq := genModelOps(seed, modelOps)
+	bad, why := runModel(t, seed, seq)
+	if bad < 0 {
+		return len(seq)
+	}
+	// Shrink: drop every call the failure does not need.
+	seq = seq[:bad+1]
+	for i := len(seq) - 2; i >= 0; i-- {
+		shorter := slices.Delete(slices.Clone(seq), i, i+1)
+		if b, w := runModel(t, seed, shorter); b >= 0 {
+			seq, why = shorter[:b+1], w
+			if i > len(seq)-1 {
+				i = len(seq) - 1
 			}
 		}
-		var lines []string
-		for _, op := range seq {
-			lines = append(lines, "  "+op.String())
-		}
-		t.Fatalf("seed %d: %s\nshortest sequence (%d calls after the setup):\n%s", seed, why, len(seq), strings.Join(lines, "\n"))
 	}
-	t.Logf("%d sequences, %d Admin calls", sequences, ops)
+	var lines []string
+	for _, op := range seq {
+		lines = append(lines, "  "+op.String())
+	}
+	t.Fatalf("seed %d: %s\nshortest sequence (%d calls after the setup):\n%s", seed, why, len(seq), strings.Join(lines, "\n"))
+	return 0
 }
