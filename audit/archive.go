@@ -151,23 +151,14 @@ func (l *Log) Archive(ctx context.Context, w io.Writer, from, to int64) (Checkpo
 		return Checkpoint{}, fmt.Errorf("audit: archive: %w", err)
 	}
 	c := chainCheck{last: prev, keys: &l.keys, expect: map[int64]Checkpoint{cp.Seq: cp}}
-	for {
-		var rs []record
-		err := db.Where("seq > ? AND seq <= ?", c.last.seq, cp.Seq).Order("seq").Limit(verifyPage).Find(&rs).Error
-		if err != nil {
-			return Checkpoint{}, fmt.Errorf("audit: archive: %w", err)
+	err = c.walk(db, cp.Seq, func(r *record) error {
+		if err := enc.Encode(archiveLine{Event: archiveEventOf(r)}); err != nil {
+			return fmt.Errorf("audit: archive: %w", err)
 		}
-		for i := range rs {
-			if err := c.next(&rs[i]); err != nil {
-				return Checkpoint{}, err
-			}
-			if err := enc.Encode(archiveLine{Event: archiveEventOf(&rs[i])}); err != nil {
-				return Checkpoint{}, fmt.Errorf("audit: archive: %w", err)
-			}
-		}
-		if len(rs) < verifyPage {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return Checkpoint{}, err
 	}
 	if err := c.finish(false); err != nil {
 		return Checkpoint{}, err

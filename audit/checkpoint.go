@@ -304,8 +304,10 @@ func (l *Log) checkpoint(ctx context.Context, force bool) (Checkpoint, error) {
 	// The events after the start up to the head, no further: later ones
 	// commit after the head was read.
 	c := chainCheck{last: from, keys: &l.keys}
-	if err := c.walk(db, h.LastSeq); err != nil {
-		return Checkpoint{}, err
+	if from.seq < h.LastSeq {
+		if err := c.walk(db, h.LastSeq, nil); err != nil {
+			return Checkpoint{}, err
+		}
 	}
 	if c.last.seq != h.LastSeq || c.last.hash != h.LastHash {
 		return Checkpoint{}, &TamperError{Seq: c.last.seq, Problem: "head does not match the last event"}

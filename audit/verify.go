@@ -202,8 +202,8 @@ func (c *chainCheck) checkKey(seq int64, keyID, hash, mac string) error {
 }
 
 // walk checks the events after c.last up to seq to (no bound when to is
-// 0), a page at a time.
-func (c *chainCheck) walk(db *gorm.DB, to int64) error {
+// 0), a page at a time, handing each to each, when not nil, once checked.
+func (c *chainCheck) walk(db *gorm.DB, to int64, each func(r *record) error) error {
 	for {
 		q := db.Where("seq > ?", c.last.seq)
 		if to > 0 {
@@ -216,6 +216,11 @@ func (c *chainCheck) walk(db *gorm.DB, to int64) error {
 		for i := range rs {
 			if err := c.next(&rs[i]); err != nil {
 				return err
+			}
+			if each != nil {
+				if err := each(&rs[i]); err != nil {
+					return err
+				}
 			}
 		}
 		if len(rs) < verifyPage {
@@ -287,7 +292,7 @@ func (l *Log) Verify(ctx context.Context, opts ...VerifyOption) error {
 		return err
 	}
 	for {
-		if err := c.walk(db, 0); err != nil {
+		if err := c.walk(db, 0, nil); err != nil {
 			return err
 		}
 		// The head is read after the events: every committed event moved it
