@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	gohash "hash"
+	"sync"
 
 	"gorm.io/gorm"
 
@@ -28,9 +30,11 @@ const macVersion = "townhall.audit.mac.v1"
 var ErrUnknownKey = errors.New("audit: unknown key")
 
 // keyRing holds the chain keys by ID. current is the key new events are
-// linked under ("" for an unkeyed log).
+// linked under ("" for an unkeyed log). macs pools a keyed HMAC per key:
+// resetting one is cheaper than keying a new one for every event.
 type keyRing struct {
 	keys    map[string][]byte
+	macs    map[string]*sync.Pool
 	current string
 }
 
@@ -50,9 +54,22 @@ func (k *keyRing) add(id string, key []byte) error {
 	}
 	if k.keys == nil {
 		k.keys = make(map[string][]byte)
+		k.macs = make(map[string]*sync.Pool)
 	}
-	k.keys[id] = append([]byte(nil), key...)
+	own := append([]byte(nil), key...)
+	k.keys[id] = own
+	k.macs[id] = &sync.Pool{New: func() any { return hmac.New(sha256.New, own) }}
 	return nil
+}
+
+// mac returns the MAC of hash under the ring's key keyID, which it holds.
+func (k *keyRing) mac(keyID, hash string) string {
+	pool := k.macs[keyID]
+	m := pool.Get().(gohash.Hash)
+	m.Reset()
+	s := sumMAC(m, keyID, hash)
+	pool.Put(m)
+	return s
 }
 
 // WithKey adds a chain key. The last key given is the one new events are
@@ -76,11 +93,16 @@ func WithKey(id string, key []byte) Option {
 // The hash covers the event and, through prev_hash, every event before it,
 // so one MAC authenticates the whole prefix.
 func macOf(key []byte, keyID, hash string) string {
-	m := hmac.New(sha256.New, key)
-	var buf [24]byte
-	writeField(m, buf[:0], macVersion)
-	writeField(m, buf[:0], keyID)
-	writeField(m, buf[:0], hash)
+	return sumMAC(hmac.New(sha256.New, key), keyID, hash)
+}
+
+// sumMAC writes the MAC input to the keyed, reset m and returns its sum.
+func sumMAC(m gohash.Hash, keyID, hash string) string {
+	var buf [192]byte
+	b := appendField(buf[:0], macVersion)
+	b = appendField(b, keyID)
+	b = appendField(b, hash)
+	m.Write(b)
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(m.Sum(sum[:0]))
 }
@@ -88,11 +110,10 @@ func macOf(key []byte, keyID, hash string) string {
 // checkMAC reports whether mac is the MAC of hash under keyID's key, or
 // ErrUnknownKey when the ring does not hold it.
 func (k *keyRing) checkMAC(seq int64, keyID, hash, mac string) (bool, error) {
-	key, ok := k.keys[keyID]
-	if !ok {
+	if _, ok := k.keys[keyID]; !ok {
 		return false, fmt.Errorf("audit: verify: event %d is linked under key %q: %w", seq, keyID, ErrUnknownKey)
 	}
-	return hmac.Equal([]byte(macOf(key, keyID, hash)), []byte(mac)), nil
+	return hmac.Equal([]byte(k.mac(keyID, hash)), []byte(mac)), nil
 }
 
 // RecordKey appends a TypeAuditKey event naming the log's current key,

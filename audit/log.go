@@ -302,7 +302,6 @@ func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
 		return l.optErr
 	}
 	keyID := l.keys.current
-	key := l.keys.keys[keyID]
 	for _, r := range rs {
 		h.LastSeq++
 		r.Seq = h.LastSeq
@@ -310,7 +309,7 @@ func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
 		r.Hash = hashRecord(r)
 		r.KeyID, r.MAC = "", ""
 		if keyID != "" {
-			r.KeyID, r.MAC = keyID, macOf(key, keyID, r.Hash)
+			r.KeyID, r.MAC = keyID, l.keys.mac(keyID, r.Hash)
 		}
 		h.LastHash = r.Hash
 	}
