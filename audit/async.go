@@ -102,8 +102,8 @@ func (l *Log) sync(ctx context.Context) error {
 }
 
 // Close flushes the buffer, stops the background writer and waits for it,
-// then, with a signer, checkpoints the head if it moved since the last
-// checkpoint.
+// then, with a signer, checkpoints the head if this log appended events
+// since its last checkpoint.
 // Afterwards Record, RecordTx and RecordAsync refuse events; Query and
 // Verify keep working. Close is idempotent and returns the first error the
 // writer met that Flush did not report.

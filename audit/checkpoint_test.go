@@ -233,8 +233,9 @@ func TestCheckpoint_StoredHandedToTheSinkAndSignedAtClose(t *testing.T) {
 	require.Len(t, stored, 1)
 	assert.Equal(t, cp, stored[0].checkpoint())
 
-	l.RecordDecision(Decision{ActorID: "u1", Module: "occurrences", Action: "delete", Reason: "no_grant"})
+	l.RecordDecision(Decision{At: t0, ActorID: "u1", Module: "occurrences", Action: "delete", Reason: "no_grant"})
 	require.NoError(t, l.Close())
+	assert.Equal(t, TypeDecisionDenied, all(t, l)[2].Type)
 	cps := sink.all()
 	require.Len(t, cps, 2)
 	assert.Equal(t, int64(3), cps[1].Seq, "Close writes the decision, then checkpoints it")
@@ -302,4 +303,55 @@ func TestCheckpoint_OfAnEmptyLog(t *testing.T) {
 	assert.Equal(t, int64(0), cp.Seq)
 	assert.Empty(t, cp.Hash)
 	assert.NoError(t, l.Verify(ctx, WithCheckpoints(key.Public().(ed25519.PublicKey), cp)))
+}
+
+func TestCheckpoint_WhileTwoPoolsAppend(t *testing.T) {
+	db, dsn := dbtest.NewWithDSN(t)
+	other := dbtest.Open(t, dsn)
+	migrate(t, db)
+	key := signerKey(t, 1)
+	pub := key.Public().(ed25519.PublicKey)
+	sinks := []*memSink{{}, {}}
+	logs := []*Log{
+		New(db, WithKey("k1", key1), WithSigner(key, sinks[0]), WithCheckpointInterval(7, time.Hour)),
+		New(other, WithKey("k1", key1), WithSigner(key, sinks[1]), WithCheckpointInterval(7, time.Hour)),
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for _, l := range logs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				errs <- l.Record(ctx, Event{Type: TypeGrant, ActorID: "admin"})
+				l.RecordDecision(Decision{At: t0, ActorID: "u1", Module: "occurrences", Action: "read", Reason: "no_grant"})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				_, err := l.Checkpoint(ctx)
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range logs {
+		require.NoError(t, l.Close())
+	}
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	cps := append(sinks[0].all(), sinks[1].all()...)
+	require.GreaterOrEqual(t, len(cps), 10)
+	var newest int64
+	for _, cp := range cps {
+		newest = max(newest, cp.Seq)
+	}
+	assert.Equal(t, int64(80), newest, "Close checkpointed the final head")
+	verifier := New(db, WithKey("k1", key1))
+	t.Cleanup(func() { verifier.Close() })
+	assert.NoError(t, verifier.Verify(ctx, WithCheckpoints(pub, cps...)))
 }
