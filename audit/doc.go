@@ -121,7 +121,11 @@
 // hash. Log.Prune then removes the events through that checkpoint in one
 // transaction; the last removed event becomes the anchor the remaining
 // chain starts from, so Verify of what remains still passes, and with a
-// public key Verify requires the anchor to be a signed checkpoint.
+// public key Verify requires the anchor to be a signed checkpoint. Whoever
+// can write the database can still delete a prefix through a stored
+// checkpoint the way Prune does; the archives, kept apart, are what shows
+// which events that removed, and each archive's checkpoint must be the next
+// one's starting hash.
 //
 // # Asynchronous decision events
 //
