@@ -55,6 +55,9 @@ type config struct {
 	maxImpersonation time.Duration
 	syncInterval     time.Duration
 	polling          bool
+
+	auditExtra []audit.Option // options_audit.go
+	auditKeyed bool
 }
 
 // WithRegistry sets the modules, actions and roles (default
@@ -191,8 +194,11 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	if cfg.drain > 0 {
 		auditOpts = append(auditOpts, audit.WithDrainInterval(cfg.drain))
 	}
-	p.Audit = audit.New(db, auditOpts...)
+	p.Audit = audit.New(db, append(auditOpts, cfg.auditExtra...)...)
 	p.closers = append([]func() error{p.Audit.Close}, p.closers...)
+	if err := openAuditEvidence(ctx, p.Audit, cfg.auditKeyed); err != nil {
+		return nil, err
+	}
 
 	var err error
 	if p.Checker, err = access.NewChecker(ctx, db, access.CheckerConfig{

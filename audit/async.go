@@ -101,7 +101,9 @@ func (l *Log) sync(ctx context.Context) error {
 	}
 }
 
-// Close flushes the buffer, stops the background writer and waits for it.
+// Close flushes the buffer, stops the background writer and waits for it,
+// then, with a signer, checkpoints the head if this log appended events
+// since its last checkpoint.
 // Afterwards Record, RecordTx and RecordAsync refuse events; Query and
 // Verify keep working. Close is idempotent and returns the first error the
 // writer met that Flush did not report.
@@ -117,6 +119,7 @@ func (l *Log) Close() error {
 		close(l.stop)
 	})
 	<-l.done
+	l.closeCheckpoints()
 	return l.takeErr()
 }
 
@@ -210,10 +213,12 @@ func (l *Log) write(batch []pending) {
 		err = errNilDB
 	} else {
 		err = dbx.Tx(context.Background(), l.db, func(tx *gorm.DB) error {
-			return appendRecords(tx, rs)
+			return l.appendRecords(tx, rs)
 		})
 	}
-	if err != nil {
+	if err == nil {
+		l.cp.appended(len(rs))
+	} else {
 		l.dropped.Add(n + int64(len(batch)))
 		l.errMu.Lock()
 		if l.asyncErr == nil {

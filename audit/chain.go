@@ -3,7 +3,6 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hash"
 	"strconv"
 	"time"
 )
@@ -24,40 +23,35 @@ func canonicalTime(t time.Time) time.Time {
 // the version string, then each field as a netstring
 // "<decimal byte length>:<bytes>," in the order seq, at, type, actor_id,
 // impersonator_id, user_id, location_id, module, action, reason, allowed,
-// details, prev_hash.
+// details, prev_hash. The form is built in one buffer, on the stack for
+// events without long details, and hashed in one call.
 func hashRecord(r *record) string {
-	h := sha256.New()
-	var buf [64]byte
-	writeField(h, buf[:0], chainVersion)
-	writeField(h, buf[:0], string(strconv.AppendInt(buf[32:32], r.Seq, 10)))
-	writeField(h, buf[:0], string(canonicalTime(r.At).AppendFormat(buf[32:32], timeLayout)))
-	writeField(h, buf[:0], r.Type)
-	writeField(h, buf[:0], r.ActorID)
-	writeField(h, buf[:0], r.ImpersonatorID)
-	writeField(h, buf[:0], r.UserID)
-	writeField(h, buf[:0], r.LocationID)
-	writeField(h, buf[:0], r.Module)
-	writeField(h, buf[:0], r.Action)
-	writeField(h, buf[:0], r.Reason)
+	var stack [768]byte
+	b := appendField(stack[:0], chainVersion)
+	var num [32]byte
+	b = appendField(b, string(strconv.AppendInt(num[:0], r.Seq, 10)))
+	b = appendField(b, string(canonicalTime(r.At).AppendFormat(num[:0], timeLayout)))
+	for _, f := range [...]string{r.Type, r.ActorID, r.ImpersonatorID, r.UserID, r.LocationID, r.Module, r.Action, r.Reason} {
+		b = appendField(b, f)
+	}
 	switch {
 	case r.Allowed == nil:
-		writeField(h, buf[:0], "")
+		b = appendField(b, "")
 	case *r.Allowed:
-		writeField(h, buf[:0], "true")
+		b = appendField(b, "true")
 	default:
-		writeField(h, buf[:0], "false")
+		b = appendField(b, "false")
 	}
-	writeField(h, buf[:0], r.Details)
-	writeField(h, buf[:0], r.PrevHash)
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	b = appendField(b, r.Details)
+	b = appendField(b, r.PrevHash)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
-// writeField writes s as a netstring; scratch holds the length prefix.
-func writeField(h hash.Hash, scratch []byte, s string) {
-	scratch = strconv.AppendInt(scratch, int64(len(s)), 10)
-	scratch = append(scratch, ':')
-	h.Write(scratch)
-	h.Write([]byte(s))
-	h.Write([]byte{','})
+// appendField appends s to b as a netstring.
+func appendField(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	b = append(b, s...)
+	return append(b, ',')
 }

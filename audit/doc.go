@@ -16,8 +16,9 @@
 // # The chain
 //
 // Events live in table townhall_audit_events, numbered by Seq. Each event
-// stores prev_hash, the hash of the event before it ("" for the first), and
-// hash, the lower-case hex SHA-256 of its canonical form. The canonical form
+// stores prev_hash, the hash of the event before it ("" for the first, or
+// the anchor's after Prune), and hash, the lower-case hex SHA-256 of its
+// canonical form. The canonical form
 // is the string "townhall.audit.v1" followed by these fields, in this order,
 // each written as a netstring "<decimal byte length>:<bytes>,":
 //
@@ -62,13 +63,69 @@
 // start, the middle or the end), inserted, or reordered, or when the head
 // was edited.
 //
-// It cannot detect a rewrite of the chain by someone who can write the
-// database directly: the hash is unkeyed, so an attacker who recomputes
-// every hash from the first changed event onwards and moves the head to
-// match produces a chain that verifies, and one who truncates the log and
-// moves the head back leaves a shorter valid chain. To detect those, copy
-// the head's hash (Query the last event) to a place the attacker cannot
-// write, such as another system or a printed report, and compare later.
+// The SHA-256 chain alone cannot stop someone who can write the database:
+// they can recompute every hash from an edit onwards, or cut the tail and
+// move the head back. A host key and signed checkpoints close both holes.
+//
+// # Keys
+//
+// With WithKey (townhall.WithAuditKey) each event also stores key_id and
+// mac, the lower-case hex HMAC-SHA256 under that key of the string
+// "townhall.audit.mac.v1", the key ID and the event's hash, as netstrings.
+// The hash covers the event and every event before it, so whoever lacks the
+// key cannot produce a rewritten chain whose MACs verify. The hash itself is
+// unchanged, so tables written before keys existed verify as they were, and
+// checkpoints can be checked with the public key alone. A verifier that holds
+// keys (the log's, or WithKeys) checks every keyed event's MAC (ErrUnknownKey
+// when it lacks one) and rejects an unkeyed event after a keyed one, and a
+// non-empty chain that ends unkeyed: that is what stripping the MACs looks
+// like. Log.RecordKey, called by townhall.Open, appends a TypeAuditKey event
+// when a process starts with a key the newest event is not linked under, so
+// an upgraded log verifies at once. Keys rotate: every event names its key,
+// and the log keeps every key given to it. A verifier without keys does not
+// check MACs.
+//
+// # Checkpoints
+//
+// With WithSigner (townhall.WithAuditSigner) the log signs checkpoints with
+// Ed25519: about every WithCheckpointInterval events or interval, at Close,
+// and on demand (Log.Checkpoint). A checkpoint names the log (a random ID
+// Migrate gives it), an event's Seq, its hash and key ID, and the time; the
+// signature covers "townhall.audit.checkpoint.v1" and those five fields as
+// netstrings (Checkpoint.Verify). Before signing, the log verifies the events
+// since its previous checkpoint, so it never signs a tampered chain. Each
+// checkpoint goes to the host's CheckpointSink and into the table
+// townhall_audit_checkpoints.
+//
+// Verify with WithCheckpoints(pub, cps...) proves, with the public key alone,
+// that the event each checkpoint names is still there with the hash it names,
+// so no event at or before it was removed or changed; and that the log was
+// not cut back below the newest one (a *TamperError naming the checkpoint's
+// Seq). A checkpoint signed by another key, altered in any field, or naming
+// another log is ErrInvalidCheckpoint. An old checkpoint replayed is valid
+// evidence of the prefix it names and of nothing after it: it never hides
+// what a newer checkpoint given alongside shows, so give the newest one the
+// sink holds. Checkpoints in the database are only as safe as the database:
+// WithPublicKey checks them too (a forged one is a *TamperError), but whoever
+// cuts the tail can delete them with it. A log with a signer checks the
+// stored checkpoints under its own key on every Verify; pass the public keys
+// of earlier signers with WithPublicKey after rotating the signing key.
+//
+// # Archives
+//
+// Log.Archive writes a Seq range, through the first stored checkpoint at or
+// after its end, as JSON lines: a header naming the log and the event it
+// continues from, the events exactly as stored, and the checkpoint.
+// VerifyArchive checks it offline with the public key (and the MACs with
+// WithKeys). The archive of the next range continues from the checkpoint's
+// hash. Log.Prune then removes the events through that checkpoint in one
+// transaction; the last removed event becomes the anchor the remaining
+// chain starts from, so Verify of what remains still passes, and with a
+// public key Verify requires the anchor to be a signed checkpoint. Whoever
+// can write the database can still delete a prefix through a stored
+// checkpoint the way Prune does; the archives, kept apart, are what shows
+// which events that removed, and each archive's checkpoint must be the next
+// one's starting hash.
 //
 // # Asynchronous decision events
 //

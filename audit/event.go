@@ -61,6 +61,9 @@ const (
 	TypeLocationCreated     = "location_created"
 	TypeOrganisationCreated = "organisation_created"
 	TypeDecisionsDropped    = "decisions_dropped"
+	// TypeAuditKey records that the log links new events under the key
+	// whose ID its details name ({"key_id": id}); see Log.RecordKey.
+	TypeAuditKey = "audit_key"
 )
 
 // Query selects events. Zero fields do not filter. Results are ascending by

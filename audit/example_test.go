@@ -1,7 +1,9 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -55,4 +57,57 @@ func ExampleLog_Verify() {
 	// 1 grant 2024-05-06T07:08:09Z
 	// verify: <nil>
 	// true true
+}
+
+// printSink stands in for a store the database's writers cannot reach.
+type printSink struct{ kept []audit.Checkpoint }
+
+func (s *printSink) Put(_ context.Context, c audit.Checkpoint) error {
+	s.kept = append(s.kept, c)
+	return nil
+}
+
+func ExampleVerifyArchive() {
+	dir, err := os.MkdirTemp("", "audit-archive")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "audit.db")), &gorm.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		defer sqlDB.Close()
+	}
+	if err := audit.Migrate(db); err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)) // in production: a kept secret
+	pub := priv.Public().(ed25519.PublicKey)
+	sink := &printSink{}
+	log := audit.New(db, audit.WithKey("2026-12", []byte("32 bytes of a real secret key!!!")), audit.WithSigner(priv, sink))
+	defer log.Close()
+
+	for _, user := range []string{"user-1", "user-2", "user-3"} {
+		_ = log.Record(ctx, audit.Event{Type: audit.TypeGrant, ActorID: "admin-1", UserID: user})
+	}
+	cp, _ := log.Checkpoint(ctx)
+	_ = log.Record(ctx, audit.Event{Type: audit.TypeRevoke, ActorID: "admin-1", UserID: "user-2"})
+
+	var archive bytes.Buffer
+	_, _ = log.Archive(ctx, &archive, 1, cp.Seq)
+	got, err := audit.VerifyArchive(bytes.NewReader(archive.Bytes()), pub)
+	fmt.Println("archive verifies through event", got.Seq, err)
+
+	fmt.Println("prune:", log.Prune(ctx, cp.Seq))
+	fmt.Println("verify what remains:", log.Verify(ctx, audit.WithCheckpoints(pub, sink.kept...)))
+	// Output:
+	// archive verifies through event 3 <nil>
+	// prune: <nil>
+	// verify what remains: <nil>
 }

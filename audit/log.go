@@ -34,6 +34,18 @@ type options struct {
 	buffer     int
 	drainEvery time.Duration
 	onAppend   func(tx *gorm.DB, seq int64) error
+
+	keys     keyRing
+	signer   *signer
+	cpEvents int
+	cpEvery  time.Duration
+	err      error // the first invalid option
+}
+
+func (o *options) setErr(err error) {
+	if o.err == nil {
+		o.err = err
+	}
 }
 
 // Option configures a Log.
@@ -108,6 +120,10 @@ type Log struct {
 	closedFlag atomic.Bool   // closed, readable without mu
 	poke       chan struct{} // wakes the writer when the ring is half full
 	drainEvery time.Duration
+
+	keys   keyRing
+	optErr error // an invalid option: the log refuses to work
+	cp     checkpointer
 }
 
 // pending is a buffered event with its details already encoded, so the
@@ -122,12 +138,16 @@ type pending struct {
 func New(db *gorm.DB, opts ...Option) *Log {
 	l := newLog(db, opts...)
 	go l.run()
+	l.startCheckpoints()
 	return l
 }
 
 // newLog is New without starting the writer.
 func newLog(db *gorm.DB, opts ...Option) *Log {
-	o := options{now: time.Now, buffer: DefaultBuffer, drainEvery: DefaultDrainInterval}
+	o := options{
+		now: time.Now, buffer: DefaultBuffer, drainEvery: DefaultDrainInterval,
+		cpEvents: DefaultCheckpointEvents, cpEvery: DefaultCheckpointInterval,
+	}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -144,7 +164,10 @@ func newLog(db *gorm.DB, opts ...Option) *Log {
 		drainEvery: o.drainEvery,
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+		keys:       o.keys,
+		optErr:     o.err,
 	}
+	l.cp.init(o.signer, o.cpEvents, o.cpEvery)
 	return l
 }
 
@@ -165,7 +188,11 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	return dbx.Tx(ctx, l.db, func(tx *gorm.DB) error { return l.appendOne(tx, r) })
+	if err := dbx.Tx(ctx, l.db, func(tx *gorm.DB) error { return l.appendOne(tx, r) }); err != nil {
+		return err
+	}
+	l.cp.appended(1)
+	return nil
 }
 
 // RecordTx appends e inside the caller's transaction tx, so the event
@@ -190,14 +217,24 @@ func (l *Log) RecordTx(ctx context.Context, tx *gorm.DB, e Event) error {
 	// A statement already built on tx must not leak into the append.
 	tx = tx.Session(&gorm.Session{NewDB: true, Context: ctx})
 	if committer, ok := tx.Statement.ConnPool.(gorm.TxCommitter); !ok || committer == nil {
-		return dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return l.appendOne(tx, r) })
+		err = dbx.Tx(ctx, tx, func(tx *gorm.DB) error { return l.appendOne(tx, r) })
+	} else {
+		err = l.appendOne(tx, r)
 	}
-	return l.appendOne(tx, r)
+	if err == nil {
+		// Counted before the caller commits: a checkpoint due now may
+		// miss this event, which the next one covers.
+		l.cp.appended(1)
+	}
+	return err
 }
 
 func (l *Log) usable() error {
 	if l == nil || l.db == nil {
 		return errNilDB
+	}
+	if l.optErr != nil {
+		return l.optErr
 	}
 	l.mu.RLock()
 	closed := l.closed
@@ -236,7 +273,7 @@ func (l *Log) prepare(ctx context.Context, e Event) (*record, error) {
 }
 
 func (l *Log) appendOne(tx *gorm.DB, r *record) error {
-	if err := appendRecords(tx, []*record{r}); err != nil {
+	if err := l.appendRecords(tx, []*record{r}); err != nil {
 		return fmt.Errorf("audit: record: %w", err)
 	}
 	if l.onAppend != nil {
@@ -248,17 +285,32 @@ func (l *Log) appendOne(tx *gorm.DB, r *record) error {
 }
 
 // appendRecords chains rs after the head and writes them and the new head.
-// tx must be a transaction.
-func appendRecords(tx *gorm.DB, rs []*record) error {
+// tx must be a transaction. It only writes, so a transaction that fails and
+// is run again as a whole (a retried serialisation failure) chains afresh.
+func (l *Log) appendRecords(tx *gorm.DB, rs []*record) error {
 	h, err := lockHead(tx)
 	if err != nil {
 		return err
 	}
+	return l.appendAfter(tx, h, rs)
+}
+
+// appendAfter chains rs after h, locked by lockHead in tx, links them under
+// the current key, and writes them and the new head.
+func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
+	if l.optErr != nil {
+		return l.optErr
+	}
+	keyID := l.keys.current
 	for _, r := range rs {
 		h.LastSeq++
 		r.Seq = h.LastSeq
 		r.PrevHash = h.LastHash
 		r.Hash = hashRecord(r)
+		r.KeyID, r.MAC = "", ""
+		if keyID != "" {
+			r.KeyID, r.MAC = keyID, l.keys.mac(keyID, r.Hash)
+		}
 		h.LastHash = r.Hash
 	}
 	if err := tx.CreateInBatches(&rs, insertBatch).Error; err != nil {

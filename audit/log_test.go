@@ -93,7 +93,9 @@ func TestMigrate_IsIdempotentAcrossPools(t *testing.T) {
 
 	var heads []head
 	require.NoError(t, db.Find(&heads).Error)
-	assert.Equal(t, []head{{ID: headID}}, heads)
+	require.Len(t, heads, 1)
+	assert.Len(t, heads[0].LogID, 32, "the log is named once")
+	assert.Equal(t, head{ID: headID, LogID: heads[0].LogID}, heads[0])
 }
 
 func TestMigrate_RejectsNilDatabase(t *testing.T) {
