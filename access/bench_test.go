@@ -144,6 +144,50 @@ func BenchmarkCheckResource(b *testing.B) {
 	benchmarkChecks(b, bench.resource)
 }
 
+// handleReq is a gate request resolved to handles once, as a server does
+// per request (the subject) and per route (action, place).
+type handleReq struct {
+	p  access.Principal
+	a  access.ActionID
+	at access.Place
+}
+
+func benchHandles(b *testing.B, reqs []benchReq) []handleReq {
+	ctx := context.Background()
+	c := bench.p.Checker
+	out := make([]handleReq, len(reqs))
+	for i, r := range reqs {
+		var err error
+		if out[i].p, err = c.Resolve(ctx, r.subject); err != nil {
+			b.Fatal(err)
+		}
+		if out[i].a, err = c.Action(r.req.Module, r.req.Action); err != nil {
+			b.Fatal(err)
+		}
+		if out[i].at, err = c.Place(r.req.Municipality); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+// BenchmarkDecide is BenchmarkCheck's requests through handles.
+func BenchmarkDecide(b *testing.B) {
+	benchPlatform(b)
+	reqs := benchHandles(b, bench.gate)
+	c := bench.p.Checker
+	allowed := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := &reqs[i%len(reqs)]
+		if c.Decide(r.p, r.a, r.at).Allowed {
+			allowed++
+		}
+	}
+	b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
+}
+
 func BenchmarkUserCanAccessModule(b *testing.B) {
 	benchPlatform(b)
 	ctx := context.Background()

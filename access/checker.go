@@ -28,6 +28,7 @@ import (
 // snapshot before the write call returns. A Checker is safe for concurrent
 // use.
 type Checker struct {
+	id           uint32 // names the handles this checker issues
 	db           *gorm.DB
 	audit        *audit.Log
 	now          func() time.Time
@@ -75,7 +76,7 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{db: db, audit: cfg.Audit, now: cfg.Clock, auditAllowed: cfg.AuditAllowed}
+	c := &Checker{id: checkerIDs.Add(1), db: db, audit: cfg.Audit, now: cfg.Clock, auditAllowed: cfg.AuditAllowed}
 	if err := syncPolicy(ctx, db, cfg.Audit, reg); err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := loadSnapshot(ctx, db, reg)
+	snap, err := loadSnapshot(ctx, db, reg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -133,21 +134,27 @@ func (c *Checker) publish(edit func(next *snapshot) error) error {
 	return nil
 }
 
-// loadSnapshot reads every row a decision needs with plain SQL scans.
-func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, error) {
+// loadSnapshot reads every row a decision needs with plain SQL scans. Users
+// keep the dense indexes they have in prev (nil at the first load), so
+// that handles stay valid across a reload.
+func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTable) (*snapshot, error) {
 	db = db.WithContext(ctx)
 	tree, err := location.LoadTree(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("load tree: %w", err)
 	}
 	s := &snapshot{
-		reg: reg, tree: tree.Freeze(),
+		reg:         reg,
 		users:       newUserTable(),
 		departments: map[string]categorySet{},
 		disabled:    map[string]map[string]struct{}{},
 		approvalOff: map[string]struct{}{},
 	}
-	if err := scanUsers(ctx, db, "", func(id string, u *userState) { s.users.put(id, u) }); err != nil {
+	s.setTree(tree)
+	if prev != nil && prev.next > s.users.next {
+		s.users.next = prev.next // indexes of users gone since are not reused
+	}
+	if err := scanUsers(ctx, db, "", func(id string, u *userState) { s.users.put(id, u, prev) }); err != nil {
 		return nil, err
 	}
 	if err := scanProfiles(ctx, db, s.tree, "", func(userID []byte, r profileRef) {
@@ -173,8 +180,14 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, e
 	}); err != nil {
 		return nil, err
 	}
-	s.users.each(func(_ string, u *userState) bool {
+	s.users.each(func(id string, u *userState) bool {
 		s.buildUser(u)
+		if u.pending {
+			if s.users.pending == nil {
+				s.users.pending = map[string]struct{}{}
+			}
+			s.users.pending[id] = struct{}{}
+		}
 		return true
 	})
 	if err := loadDepartments(ctx, db, "", s.departments); err != nil {

@@ -58,6 +58,15 @@ type compiled struct {
 	// super admins may let anyone gain them, however the role is reached
 	// (directly or through inheritance).
 	reservedActions permSet
+	// rolePerms holds the roles' permission sets back to back, words
+	// uint64s each, for the check path's single load.
+	rolePerms []uint64
+	words     int
+}
+
+// allows reports whether role allows action ai.
+func (c *compiled) allows(role uint16, ai int) bool {
+	return c.rolePerms[int(role)*c.words+ai>>6]&(1<<(uint(ai)&63)) != 0
 }
 
 // compile resolves lists, aliases, inheritance and the implicit admin and
@@ -119,6 +128,11 @@ func (r *Registry) compile() (*compiled, error) {
 		role := r.roles[name]
 		c.roleIx[name] = len(c.roles)
 		c.roles = append(c.roles, roleInfo{name: name, reserved: role.Reserved, platform: role.Platform, perms: perms})
+		c.rolePerms = append(c.rolePerms, perms...)
+	}
+	c.words = (n + 63) / 64
+	if len(c.roles) > 1<<16 {
+		return nil, fmt.Errorf("%w: more than %d roles", ErrInvalidInput, 1<<16)
 	}
 	return c, nil
 }

@@ -88,19 +88,43 @@ func (c *Checker) RefreshDepartment(ctx context.Context, departmentID string) er
 // is cloned, changed and frozen (location changes are rare next to checks;
 // the clone costs O(locations)).
 func (c *Checker) ApplyLocation(ch location.Change) error {
-	return c.publish(func(next *snapshot) error {
-		return next.applyLocation(func(t *location.Tree) error { return t.Apply(ch) })
-	})
+	return c.publish(func(next *snapshot) error { return next.applyLocation(ch) })
 }
 
-// applyLocation replaces next.tree by a changed copy.
-func (next *snapshot) applyLocation(change func(t *location.Tree) error) error {
+// applyLocation replaces next.tree by a copy with ch applied, and builds
+// again the users whose counted grants the change may alter: for a move or
+// a deletion, those holding something in the subtree; for a creation,
+// those naming a location the tree did not hold.
+func (next *snapshot) applyLocation(ch location.Change) error {
+	var affected []*userState
+	switch ch.Kind {
+	case location.ChangeCreated:
+		for id := range next.users.pending {
+			if u, ok := next.users.get(id); ok {
+				affected = append(affected, u)
+			}
+		}
+	default:
+		next.users.each(func(_ string, u *userState) bool {
+			if u.holdsWithin(next, ch.Location.ID) {
+				affected = append(affected, u)
+			}
+			return true
+		})
+	}
 	t := next.tree.Clone()
-	if err := change(t); err != nil {
+	if err := t.Apply(ch); err != nil {
 		return fmt.Errorf("apply location change: %w", err)
 	}
-	next.tree = t.Freeze()
+	next.setTree(t)
 	next.reindexDisabled()
+	if len(affected) > 0 {
+		changes := make(map[string]*userState, len(affected))
+		for _, u := range affected {
+			changes[u.id] = next.rebuilt(u)
+		}
+		next.users = next.users.with(changes)
+	}
 	return nil
 }
 

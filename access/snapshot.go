@@ -2,6 +2,8 @@ package access
 
 import (
 	"hash/maphash"
+	"maps"
+	"slices"
 
 	"github.com/civicstack/townhall/location"
 )
@@ -14,7 +16,8 @@ import (
 // check sees a change entirely or not at all.
 type snapshot struct {
 	reg  *compiled
-	tree *location.Tree // frozen
+	tree *location.Tree // frozen; set with setTree
+	view location.View  // tree's view, for the check path
 
 	users       userTable
 	departments map[string]categorySet // department ID → its categories
@@ -35,14 +38,35 @@ type snapshot struct {
 	sessions sessions                       // live impersonation sessions
 }
 
+// setTree makes t, frozen, the snapshot's tree.
+func (s *snapshot) setTree(t *location.Tree) {
+	s.tree = t.Freeze()
+	s.view = s.tree.View()
+}
+
 // userShards splits the users so that a change copies 1/256 of them.
 const userShards = 256
 
-// userTable maps user IDs to their state, in shards copied on write.
+// userTable maps user IDs to their state, in shards copied on write, and
+// gives every user a dense index (its Principal handle) that stays the same
+// for the checker's lifetime: by index, users sit in chunks of chunkSize,
+// also copied on write.
 type userTable struct {
 	seed   maphash.Seed
 	shards *[userShards]map[string]*userState
+	dense  []*userChunk // index >> chunkBits → chunk
+	next   uint32       // the next unused index
+	// pending holds the users whose state is pending (userState.pending),
+	// to build again when locations are added; copied on write.
+	pending map[string]struct{}
 }
+
+const (
+	chunkBits = 8
+	chunkSize = 1 << chunkBits
+)
+
+type userChunk [chunkSize]*userState
 
 func newUserTable() userTable {
 	var shards [userShards]map[string]*userState
@@ -62,6 +86,15 @@ func (t *userTable) get(id string) (*userState, bool) {
 	return u, ok
 }
 
+// at returns the state of the user of dense index i, nil when there is none
+// (any more).
+func (t *userTable) at(i uint32) *userState {
+	if c := i >> chunkBits; uint(c) < uint(len(t.dense)) {
+		return t.dense[c][i&(chunkSize-1)]
+	}
+	return nil
+}
+
 // each calls fn for every user until fn returns false.
 func (t *userTable) each(fn func(id string, u *userState) bool) {
 	for _, m := range t.shards {
@@ -74,44 +107,118 @@ func (t *userTable) each(fn func(id string, u *userState) bool) {
 }
 
 // with returns a table in which the users of changes have the given states
-// (nil removes), copying only the shards they fall in.
+// (nil removes), copying only the shards and chunks they fall in. A user
+// already in the table keeps its index; a new one gets the next.
 func (t userTable) with(changes map[string]*userState) userTable {
 	shards := *t.shards
+	t.dense = slices.Clone(t.dense)
 	copied := map[int]bool{}
+	copiedChunk := map[uint32]bool{}
+	pendingCopied := false
 	for id, u := range changes {
+		if _, was := t.pending[id]; was != (u != nil && u.pending) {
+			if !pendingCopied {
+				t.pending, pendingCopied = maps.Clone(t.pending), true
+				if t.pending == nil {
+					t.pending = map[string]struct{}{}
+				}
+			}
+			if was {
+				delete(t.pending, id)
+			} else {
+				t.pending[id] = struct{}{}
+			}
+		}
 		i := t.shard(id)
 		if !copied[i] {
-			m := make(map[string]*userState, len(shards[i])+1)
-			for k, v := range shards[i] {
-				m[k] = v
-			}
-			shards[i] = m
+			shards[i] = maps.Clone(shards[i])
 			copied[i] = true
 		}
+		old, had := shards[i][id]
 		if u == nil {
 			delete(shards[i], id)
 		} else {
 			shards[i][id] = u
 		}
+		var ix uint32
+		switch {
+		case had:
+			ix = old.idx
+		case u == nil:
+			continue
+		default:
+			ix = t.next
+			t.next++
+		}
+		if u != nil {
+			u.id, u.idx = id, ix // u is not published yet
+		}
+		c := ix >> chunkBits
+		for uint(c) >= uint(len(t.dense)) {
+			t.dense = append(t.dense, &userChunk{})
+			copiedChunk[uint32(len(t.dense)-1)] = true
+		}
+		if !copiedChunk[c] {
+			chunk := *t.dense[c]
+			t.dense[c] = &chunk
+			copiedChunk[c] = true
+		}
+		t.dense[c][ix&(chunkSize-1)] = u
 	}
 	t.shards = &shards
 	return t
 }
 
-// put adds a user while the table is being built (not yet published).
-func (t *userTable) put(id string, u *userState) {
+// put adds a user while the table is being built (not yet published),
+// with its index in prev when prev holds it.
+func (t *userTable) put(id string, u *userState, prev *userTable) {
+	ix := t.next
+	if prev != nil {
+		if old, ok := prev.get(id); ok {
+			ix = old.idx
+		}
+	}
+	if ix >= t.next {
+		t.next = ix + 1
+	}
+	u.id, u.idx = id, ix
 	t.shards[t.shard(id)][id] = u
+	c := ix >> chunkBits
+	for uint(c) >= uint(len(t.dense)) {
+		t.dense = append(t.dense, &userChunk{})
+	}
+	t.dense[c][ix&(chunkSize-1)] = u
 }
 
 // userState is one user's part of the snapshot. It is built whole on every
 // change to the user, its profiles or its grants, and never mutated once
 // published.
 type userState struct {
+	id                                     string
+	idx                                    uint32 // dense index (userTable)
 	deleted, active, superAdmin, technical bool
-	profiles                               []profileRef
-	grants                                 []grant // location "*" = platform grant
+	// pending: a grant or profile names a location the tree does not hold
+	// (yet); the state is built again when locations are added.
+	pending  bool
+	profiles []profileRef
+	grants   []grant // location "*" = platform grant
 	// platformPerms is the union of the permissions of the platform grants.
 	platformPerms permSet
+	// counted is what the check path reads: the location grants that have
+	// an anchor profile, each with that profile's flags, in one array that
+	// for most users lies in this record (inline).
+	counted []countedGrant
+	inline  [2]countedGrant
+}
+
+// countedGrant is a location grant with its anchor profile resolved
+// (SPEC §1): the nearest profile at the grant's location or above it.
+type countedGrant struct {
+	role   uint16
+	fails  uint8 // failNotApproved, failInactive of the anchor profile
+	_      uint8
+	loc    int32         // tree index of the grant's location
+	anchor *profileState // for its effective categories
 }
 
 // profileRef is a profile with the location it is at.
@@ -309,10 +416,22 @@ func (s *snapshot) reindexDisabled() {
 }
 
 // buildUser finishes a user's state once its rows are read: tree indexes
-// of grants and profiles not resolved yet, and the union of its platform
-// permissions.
+// of grants and profiles not resolved yet, the union of its platform
+// permissions and the counted grants of the check path. The state must not
+// be published yet.
 func (s *snapshot) buildUser(u *userState) {
-	u.platformPerms = nil
+	u.platformPerms, u.pending = nil, false
+	for i := range u.profiles {
+		r := &u.profiles[i]
+		if r.loc < 0 {
+			if ix, ok := s.tree.Index(r.location); ok {
+				r.loc = ix
+			} else {
+				u.pending = true
+			}
+		}
+	}
+	u.counted = u.inline[:0]
 	for i := range u.grants {
 		g := &u.grants[i]
 		if g.location == "*" {
@@ -324,16 +443,37 @@ func (s *snapshot) buildUser(u *userState) {
 			continue
 		}
 		if g.loc < 0 {
-			if i, ok := s.tree.Index(g.location); ok {
-				g.loc = i
+			ix, ok := s.tree.Index(g.location)
+			if !ok {
+				u.pending = true
+				continue // counts for nothing until the location is known
 			}
+			g.loc = ix
 		}
-	}
-	for i := range u.profiles {
-		if u.profiles[i].loc < 0 {
-			if ix, ok := s.tree.Index(u.profiles[i].location); ok {
-				u.profiles[i].loc = ix
-			}
+		p, _ := s.anchorAt(u, g.loc)
+		if p == nil {
+			continue // a grant without an anchor profile counts for nothing
 		}
+		var fails uint8
+		if !p.approved {
+			fails |= failNotApproved
+		}
+		if !p.active {
+			fails |= failInactive
+		}
+		u.counted = append(u.counted, countedGrant{role: uint16(g.role), fails: fails, loc: g.loc, anchor: p})
 	}
+	if len(u.counted) == 0 {
+		u.counted = nil
+	}
+}
+
+// rebuilt returns a copy of u built again against s (after a change of the
+// tree): u itself is published and stays as it is.
+func (s *snapshot) rebuilt(u *userState) *userState {
+	c := *u
+	c.profiles = slices.Clone(u.profiles)
+	c.grants = slices.Clone(u.grants)
+	s.buildUser(&c)
+	return &c
 }

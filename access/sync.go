@@ -89,7 +89,7 @@ func (c *Checker) Sync(ctx context.Context) error {
 // reload replaces the whole snapshot with a fresh load.
 func (c *Checker) reload(ctx context.Context) error {
 	return c.publish(func(next *snapshot) error {
-		snap, err := loadSnapshot(ctx, c.db, next.reg)
+		snap, err := loadSnapshot(ctx, c.db, next.reg, &next.users)
 		if err != nil {
 			return err
 		}
@@ -171,14 +171,14 @@ func (c *Checker) syncLocation(ctx context.Context, id string) error {
 				}
 				return true
 			})
-			if err := next.applyLocation(func(t *location.Tree) error { t.Remove(id); return nil }); err != nil {
+			if err := next.applyLocation(location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}}); err != nil {
 				return err
 			}
 			return c.refreshInto(ctx, next, affected)
 		case !known:
-			return next.applyLocation(func(t *location.Tree) error { return t.Add(loc) })
+			return next.applyLocation(location.Change{Kind: location.ChangeCreated, Location: loc})
 		case current.ParentID != loc.ParentID:
-			return next.applyLocation(func(t *location.Tree) error { return t.Move(id, loc.ParentID) })
+			return next.applyLocation(location.Change{Kind: location.ChangeMoved, Location: loc})
 		}
 		return nil
 	})
