@@ -47,6 +47,7 @@ type config struct {
 	registry *access.Registry
 	levels   []string
 	now      func() time.Time
+	clockSet bool // WithClock was given (the checker then stamps decisions with it)
 	kdf      *users.KDFParams
 	auditBuf int
 	drain    time.Duration
@@ -70,7 +71,9 @@ func WithLevels(levels ...string) Option {
 
 // WithClock sets the clock used for expiry, lockout, validity windows and
 // audit times (default time.Now).
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now, c.clockSet = now, true }
+}
 
 // WithKDF sets the password hashing cost. Lower it only in tests.
 func WithKDF(p users.KDFParams) Option { return func(c *config) { c.kdf = &p } }
@@ -195,8 +198,12 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	p.closers = append([]func() error{p.Audit.Close}, p.closers...)
 
 	var err error
+	checkerClock := cfg.now
+	if !cfg.clockSet {
+		checkerClock = nil // the checker's default: a coarse clock for decision events
+	}
 	if p.Checker, err = access.NewChecker(ctx, db, access.CheckerConfig{
-		Registry: cfg.registry, Audit: p.Audit, Clock: cfg.now, AuditAllowed: cfg.auditAllowed,
+		Registry: cfg.registry, Audit: p.Audit, Clock: checkerClock, AuditAllowed: cfg.auditAllowed,
 		SyncInterval: cfg.syncInterval, NotifyChannel: channel,
 	}); err != nil {
 		return nil, fmt.Errorf("townhall: %w", err)

@@ -210,7 +210,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 		if !reg.allows(g.role, ai) {
 			continue
 		}
-		f := int(g.fails)
+		f := g.fails()
 		var dist int
 		switch {
 		case res == nil:
@@ -227,7 +227,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 			if !linked {
 				f |= failNotAffiliated
 			}
-			if !snap.allowsCategory(g.anchor, res.Category) {
+			if !g.allowsCategory(snap, u, res.Category) {
 				f |= failCategory
 			}
 			if sc.hasRecord {
@@ -239,7 +239,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 			if !view.IsWithinIndex(sc.recordIx, g.loc) {
 				f |= failOutOfScope
 			}
-			if !snap.allowsCategory(g.anchor, res.Category) {
+			if !g.allowsCategory(snap, u, res.Category) {
 				f |= failCategory
 			}
 			dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)
@@ -318,7 +318,7 @@ func (c *Checker) canAccessModule(snap *snapshot, sub subject, ai int) bool {
 	view := &snap.view
 	for i := range u.counted {
 		g := &u.counted[i]
-		if g.fails != 0 || !snap.reg.allows(g.role, ai) {
+		if g.fails() != 0 || !snap.reg.allows(g.role, ai) {
 			continue
 		}
 		if act.platform {
@@ -375,7 +375,7 @@ func (c *Checker) recordDecision(s Subject, req Request, d Decision) {
 		loc = req.Resource.LocationID
 	}
 	c.audit.RecordDecision(audit.Decision{
-		At: c.now(), ActorID: truncateID(s.UserID), ImpersonatorID: truncateID(s.ImpersonatorID),
+		At: c.stamp(), ActorID: truncateID(s.UserID), ImpersonatorID: truncateID(s.ImpersonatorID),
 		LocationID: truncateID(loc), Module: truncateID(req.Module), Action: truncateID(req.Action),
 		Reason: string(d.Reason), Allowed: d.Allowed,
 	})

@@ -33,6 +33,10 @@ type Checker struct {
 	audit        *audit.Log
 	now          func() time.Time
 	auditAllowed bool
+	// stamp is the clock of decision events: now, or when the host kept
+	// the default clock, the coarse clock.
+	stamp  func() time.Time
+	coarse *coarseClock
 
 	snap      atomic.Pointer[snapshot]
 	publishMu sync.Mutex // one writer at a time builds the next snapshot
@@ -43,9 +47,12 @@ type Checker struct {
 
 // CheckerConfig configures NewChecker.
 type CheckerConfig struct {
-	Registry *Registry        // default DefaultRegistry()
-	Audit    *audit.Log       // required: denied decisions are recorded here
-	Clock    func() time.Time // default time.Now
+	Registry *Registry  // default DefaultRegistry()
+	Audit    *audit.Log // required: denied decisions are recorded here
+	// Clock is the time of sessions, link windows and decision events
+	// (default time.Now; decision events then carry a clock read every
+	// millisecond, so that checks do not read the time themselves).
+	Clock func() time.Time
 	// AuditAllowed also records allowed decisions (off by default: they are
 	// the bulk of traffic).
 	AuditAllowed bool
@@ -69,14 +76,15 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if cfg.Registry == nil {
 		cfg.Registry = DefaultRegistry()
 	}
-	if cfg.Clock == nil {
+	defaultClock := cfg.Clock == nil
+	if defaultClock {
 		cfg.Clock = time.Now
 	}
 	reg, err := cfg.Registry.compile()
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{id: checkerIDs.Add(1), db: db, audit: cfg.Audit, now: cfg.Clock, auditAllowed: cfg.AuditAllowed}
+	c := &Checker{id: checkerIDs.Add(1), db: db, audit: cfg.Audit, now: cfg.Clock, stamp: cfg.Clock, auditAllowed: cfg.AuditAllowed}
 	if err := syncPolicy(ctx, db, cfg.Audit, reg); err != nil {
 		return nil, err
 	}
@@ -92,6 +100,10 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	}
 	c.snap.Store(snap)
 	c.rep.rev.Store(rev)
+	if defaultClock {
+		c.coarse = startCoarseClock()
+		c.stamp = c.coarse.now
+	}
 	if cfg.SyncInterval >= 0 {
 		if cfg.SyncInterval == 0 {
 			cfg.SyncInterval = DefaultSyncInterval
@@ -100,7 +112,7 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	}
 	if cfg.NotifyChannel != "" {
 		if c.listener, err = notify.Listen(db, cfg.NotifyChannel, c.Wake); err != nil {
-			c.stopSync()
+			c.Close()
 			return nil, err
 		}
 	}
@@ -114,6 +126,9 @@ func (c *Checker) Close() error {
 		c.listener.Close()
 	}
 	c.stopSync()
+	if c.coarse != nil {
+		c.coarse.close()
+	}
 	return nil
 }
 

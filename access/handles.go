@@ -155,7 +155,7 @@ func (c *Checker) decideHandles(snap *snapshot, p Principal, a ActionID, at Plac
 // recordHandles queues a decision of Decide for the audit log, without
 // allocating: every string is one the snapshot holds.
 func (c *Checker) recordHandles(snap *snapshot, sub subject, ai int, at Place, d Decision) {
-	e := audit.Decision{At: c.now(), Reason: string(d.Reason), Allowed: d.Allowed}
+	e := audit.Decision{At: c.stamp(), Reason: string(d.Reason), Allowed: d.Allowed}
 	if sub.u != nil {
 		e.ActorID = sub.u.id
 	}

@@ -192,33 +192,47 @@ func (t *userTable) put(id string, u *userState, prev *userTable) {
 
 // userState is one user's part of the snapshot. It is built whole on every
 // change to the user, its profiles or its grants, and never mutated once
-// published.
+// published. The fields a check reads come first, so that for most users a
+// check touches the record's first cache lines and nothing else of it.
 type userState struct {
-	id                                     string
 	idx                                    uint32 // dense index (userTable)
 	deleted, active, superAdmin, technical bool
-	// pending: a grant or profile names a location the tree does not hold
-	// (yet); the state is built again when locations are added.
-	pending  bool
-	profiles []profileRef
-	grants   []grant // location "*" = platform grant
-	// platformPerms is the union of the permissions of the platform grants.
-	platformPerms permSet
 	// counted is what the check path reads: the location grants that have
 	// an anchor profile, each with that profile's flags, in one array that
-	// for most users lies in this record (inline).
+	// for most users is inline.
 	counted []countedGrant
 	inline  [2]countedGrant
+	// platformPerms is the union of the permissions of the platform grants.
+	platformPerms permSet
+
+	id       string
+	profiles []profileRef
+	grants   []grant // location "*" = platform grant
+	// pending: a grant or profile names a location the tree does not hold
+	// (yet); the state is built again when locations are added.
+	pending bool
 }
 
 // countedGrant is a location grant with its anchor profile resolved
 // (SPEC §1): the nearest profile at the grant's location or above it.
 type countedGrant struct {
 	role   uint16
-	fails  uint8 // failNotApproved, failInactive of the anchor profile
-	_      uint8
-	loc    int32         // tree index of the grant's location
-	anchor *profileState // for its effective categories
+	flags  uint8  // failNotApproved, failInactive of the anchor; openCategories
+	_      uint8  //
+	loc    int32  // tree index of the grant's location
+	anchor uint32 // index of the anchor profile in userState.profiles
+}
+
+// openCategories marks a counted grant whose anchor profile restricts no
+// category by itself or through a department.
+const openCategories = 1 << 7
+
+// fails returns the denial flags of g's anchor profile.
+func (g *countedGrant) fails() int { return int(g.flags &^ openCategories) }
+
+// allowsCategory is snapshot.allowsCategory for g's anchor profile.
+func (g *countedGrant) allowsCategory(s *snapshot, u *userState, category string) bool {
+	return g.flags&openCategories != 0 || s.allowsCategory(u.profiles[g.anchor].p, category)
 }
 
 // profileRef is a profile with the location it is at.
@@ -305,23 +319,33 @@ func (s *snapshot) anchor(u *userState, loc string) (*profileState, string) {
 	return p, s.tree.IDIndex(at)
 }
 
-// anchorAt is anchor on tree indexes: a walk up at most the tree's depth,
-// testing the user's few profiles at each step.
+// anchorAt is anchor on tree indexes.
 func (s *snapshot) anchorAt(u *userState, loc int32) (*profileState, int32) {
-	if len(u.profiles) == 0 {
+	k, at := s.anchorRef(u, loc)
+	if k < 0 {
 		return nil, -1
+	}
+	return u.profiles[k].p, at
+}
+
+// anchorRef returns the index in u.profiles of the anchor profile of
+// location loc (-1 when there is none) and its location: a walk up at most
+// the tree's depth, testing the user's few profiles at each step.
+func (s *snapshot) anchorRef(u *userState, loc int32) (int, int32) {
+	if len(u.profiles) == 0 {
+		return -1, -1
 	}
 	for i := loc; i >= 0; i = s.tree.ParentIndex(i) {
 		for k := range u.profiles {
 			r := &u.profiles[k]
 			// A profile whose location the state was built before (see
-			// grantLoc) is matched by ID.
+			// buildUser) is matched by ID.
 			if r.loc == i || r.loc < 0 && r.location == s.tree.IDIndex(i) {
-				return r.p, i
+				return k, i
 			}
 		}
 	}
-	return nil, -1
+	return -1, -1
 }
 
 // moduleEnabled reports whether module is enabled in municipality (always
@@ -450,18 +474,22 @@ func (s *snapshot) buildUser(u *userState) {
 			}
 			g.loc = ix
 		}
-		p, _ := s.anchorAt(u, g.loc)
-		if p == nil {
+		k, _ := s.anchorRef(u, g.loc)
+		if k < 0 {
 			continue // a grant without an anchor profile counts for nothing
 		}
-		var fails uint8
+		p := u.profiles[k].p
+		var flags uint8
 		if !p.approved {
-			fails |= failNotApproved
+			flags |= failNotApproved
 		}
 		if !p.active {
-			fails |= failInactive
+			flags |= failInactive
 		}
-		u.counted = append(u.counted, countedGrant{role: uint16(g.role), fails: fails, loc: g.loc, anchor: p})
+		if p.allowed == nil && p.department == "" {
+			flags |= openCategories
+		}
+		u.counted = append(u.counted, countedGrant{role: uint16(g.role), flags: flags, loc: g.loc, anchor: uint32(k)})
 	}
 	if len(u.counted) == 0 {
 		u.counted = nil

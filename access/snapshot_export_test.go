@@ -75,7 +75,7 @@ func describeUsers(s *snapshot) string {
 			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", p.location, p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
 		}
 		for _, g := range u.counted {
-			parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%v", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.fails, g.anchor != nil))
+			parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, u.profiles[g.anchor].location))
 		}
 		if s.users.at(u.idx) != u {
 			parts = append(parts, "not at its index")
