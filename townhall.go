@@ -232,15 +232,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	p.Profiles = users.NewProfileStore(db, p.Audit, p.Locations, userOpts...)
 	p.Affiliations = affiliation.NewStore(db, p.Audit, affiliation.WithClock(cfg.now),
 		affiliation.WithOnChange(func(ctx context.Context, ch affiliation.Change) error {
-			if err := checker.RefreshAffiliations(ctx); err != nil {
-				return err
-			}
-			for _, id := range ch.UserIDs {
-				if err := checker.RefreshUser(ctx, id); err != nil {
-					return err
-				}
-			}
-			return nil
+			return checker.RefreshAffiliations(ctx, ch.UserIDs...)
 		}))
 	if p.Admin, err = access.NewAdmin(p.Checker, access.AdminConfig{
 		Users: p.Users, Profiles: p.Profiles, Locations: p.Locations, Affiliations: p.Affiliations,

@@ -118,14 +118,7 @@ func loadSessions(ctx context.Context, db *gorm.DB) (sessions, error) {
 // stay in memory (lookups refuse them): the refresh may run on the sync
 // goroutine, which never reads the injected clock.
 func (c *Checker) refreshSessions(ctx context.Context) error {
-	return c.publish(func(next *snapshot) error {
-		ss, err := loadSessions(ctx, c.db)
-		if err != nil {
-			return err
-		}
-		next.sessions = ss
-		return nil
-	})
+	return c.refresh(ctx, parts{sessions: true})
 }
 
 // liveImpersonation checks that a subject carrying an ImpersonatorID
