@@ -112,7 +112,7 @@ func (c *Checker) decideFor(snap *snapshot, sub subject, ai int, act *actionInfo
 // in errors: ErrInvalidInput for a malformed ID, location.ErrNotFound for
 // one the tree does not hold.
 func treeIndex(snap *snapshot, what, id string) (int32, error) {
-	i, ok := snap.tree.Index(id)
+	i, ok := snap.view.Index(id)
 	switch {
 	case ok:
 		return i, nil
@@ -130,7 +130,7 @@ func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
 		if err != nil {
 			return sc, err
 		}
-		if level := snap.tree.LevelIndex(i); level != location.Municipality {
+		if level := snap.view.LevelIndex(i); level != location.Municipality {
 			return sc, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, level)
 		}
 		sc.muni, sc.muniIx = req.Municipality, i
@@ -158,13 +158,13 @@ func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
 	// An affiliated record without a location of its own lies where its
 	// organisation does.
 	if org := snap.orgs[res.OrganisationID]; act.affiliated && !sc.hasRecord && org != nil {
-		if i, ok := snap.tree.Index(org.location); ok {
+		if i, ok := snap.view.Index(org.location); ok {
 			sc.record, sc.recordIx, sc.hasRecord = org.location, i, true
 		}
 	}
 	if sc.muni == "" && sc.hasRecord {
-		if m := snap.tree.MunicipalityIndex(sc.recordIx); m >= 0 {
-			sc.muni, sc.muniIx = snap.tree.IDIndex(m), m
+		if m := snap.view.MunicipalityIndex(sc.recordIx); m >= 0 {
+			sc.muni, sc.muniIx = snap.view.IDIndex(m), m
 		}
 	}
 	return sc, nil
@@ -227,7 +227,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 			if !linked {
 				f |= failNotAffiliated
 			}
-			if !g.allowsCategory(snap, u, res.Category) {
+			if !g.allowsCategory(u, res.Category) {
 				f |= failCategory
 			}
 			if sc.hasRecord {
@@ -239,7 +239,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 			if !view.IsWithinIndex(sc.recordIx, g.loc) {
 				f |= failOutOfScope
 			}
-			if !g.allowsCategory(snap, u, res.Category) {
+			if !g.allowsCategory(u, res.Category) {
 				f |= failCategory
 			}
 			dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)

@@ -195,6 +195,10 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 	}); err != nil {
 		return nil, err
 	}
+	// Effective categories, built with the users, read the departments.
+	if err := loadDepartments(ctx, db, "", s.departments); err != nil {
+		return nil, err
+	}
 	s.users.each(func(id string, u *userState) bool {
 		s.buildUser(u)
 		if u.pending {
@@ -205,9 +209,6 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 		}
 		return true
 	})
-	if err := loadDepartments(ctx, db, "", s.departments); err != nil {
-		return nil, err
-	}
 	var settings []moduleSettingRow
 	if err := db.Where("enabled = ?", false).Find(&settings).Error; err != nil {
 		return nil, fmt.Errorf("load module settings: %w", err)

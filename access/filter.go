@@ -383,37 +383,6 @@ func (s *snapshot) disabledMunicipalities(module string) []string {
 	return out
 }
 
-// effectiveCategories returns the profile's effective categories (SPEC
-// §1), as allowsCategory decides them: all (every category, a record
-// without one included) when neither the profile nor its department
-// restricts, otherwise the non-empty categories of the intersection of
-// the sets given (possibly none).
-func (s *snapshot) effectiveCategories(p *profileState) (cats []string, all bool) {
-	var sets []categorySet
-	for _, set := range []categorySet{p.allowed, s.departments[p.department]} {
-		if set != nil {
-			sets = append(sets, set)
-		}
-	}
-	if len(sets) == 0 {
-		return nil, true
-	}
-	for cat := range sets[0] {
-		if cat == "" {
-			continue
-		}
-		if len(sets) == 1 || hasCategory(sets[1], cat) {
-			cats = append(cats, cat)
-		}
-	}
-	slices.Sort(cats)
-	return cats, false
-}
-
-func hasCategory(set categorySet, cat string) bool {
-	_, ok := set[cat]
-	return ok
-}
 
 // categoryKey identifies an effective category set.
 func categoryKey(cats []string, all bool) string {

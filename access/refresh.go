@@ -76,6 +76,18 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 			}
 		}
 		next.departments = depts
+		// Effective categories, precomputed per profile, change with them.
+		changes := map[string]*userState{}
+		next.users.each(func(id string, u *userState) bool {
+			for _, r := range u.profiles {
+				if r.p.department != "" && slices.Contains(p.departments, r.p.department) {
+					changes[id] = next.rebuilt(u)
+					break
+				}
+			}
+			return true
+		})
+		next.users = next.users.with(changes)
 	}
 	if p.sessions {
 		ss, err := loadSessions(ctx, c.db)

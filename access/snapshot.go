@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/civicstack/townhall/location"
+	"github.com/civicstack/townhall/users"
 )
 
 // snapshot is everything a decision needs, held in memory so that a check
@@ -230,9 +231,14 @@ const openCategories = 1 << 7
 // fails returns the denial flags of g's anchor profile.
 func (g *countedGrant) fails() int { return int(g.flags &^ openCategories) }
 
-// allowsCategory is snapshot.allowsCategory for g's anchor profile.
-func (g *countedGrant) allowsCategory(s *snapshot, u *userState, category string) bool {
-	return g.flags&openCategories != 0 || s.allowsCategory(u.profiles[g.anchor].p, category)
+// allowsCategory reports whether category lies in the effective
+// categories of g's anchor profile.
+func (g *countedGrant) allowsCategory(u *userState, category string) bool {
+	if g.flags&openCategories != 0 {
+		return true
+	}
+	_, ok := u.profiles[g.anchor].eff[category]
+	return ok
 }
 
 // profileRef is a profile with the location it is at.
@@ -240,6 +246,9 @@ type profileRef struct {
 	location string
 	loc      int32 // tree index, -1 when the location is not in the tree
 	p        *profileState
+	// eff is p's effective categories when they are not all (nil: none),
+	// set by buildUser.
+	eff categorySet
 }
 
 // profile returns the user's profile at location id.
@@ -280,29 +289,32 @@ func newCategorySet(cats []string) categorySet {
 	return s
 }
 
-// allowsCategory reports whether category lies in the profile's effective
-// categories (SPEC §1): the intersection of the profile's and the
-// department's sets where set, all categories where neither is. A record
-// with no category passes only when neither set restricts.
-func (s *snapshot) allowsCategory(p *profileState, category string) bool {
-	if p.allowed == nil && p.department == "" {
-		return true
-	}
+// effectiveCategories returns the profile's effective categories (SPEC
+// §1), as users.EffectiveCategories defines them: all, or cats (sorted,
+// none for an empty intersection). A record with no category lies in
+// them only when all is true. It is the one definition checks, filters
+// and Admin use; checks read it precomputed (profileRef.eff).
+func (s *snapshot) effectiveCategories(p *profileState) (cats []string, all bool) {
 	dept := s.departments[p.department]
-	for _, set := range []categorySet{p.allowed, dept} {
-		if set == nil {
-			continue
-		}
-		if _, ok := set[category]; !ok || category == "" {
-			return false
-		}
+	if p.allowed == nil && dept == nil {
+		return nil, true
 	}
-	return true
+	cats, all = users.EffectiveCategories(users.Profile{AllowedCategories: setKeys(p.allowed)},
+		&users.Department{Categories: setKeys(dept)})
+	return slices.DeleteFunc(cats, func(c string) bool { return c == "" }), all
+}
+
+func setKeys(set categorySet) []string {
+	if set == nil {
+		return nil
+	}
+	return slices.Collect(maps.Keys(set))
 }
 
 // unrestrictedCategories reports whether the profile sees every category.
 func (s *snapshot) unrestrictedCategories(p *profileState) bool {
-	return p.allowed == nil && s.departments[p.department] == nil
+	_, all := s.effectiveCategories(p)
+	return all
 }
 
 // anchor returns the user's profile at the nearest ancestor-or-self of
@@ -447,6 +459,10 @@ func (s *snapshot) buildUser(u *userState) {
 	u.platformPerms, u.pending = nil, false
 	for i := range u.profiles {
 		r := &u.profiles[i]
+		r.eff = nil
+		if cats, all := s.effectiveCategories(r.p); !all {
+			r.eff = newCategorySet(cats)
+		}
 		if r.loc < 0 {
 			if ix, ok := s.tree.Index(r.location); ok {
 				r.loc = ix
@@ -486,7 +502,7 @@ func (s *snapshot) buildUser(u *userState) {
 		if !p.active {
 			flags |= failInactive
 		}
-		if p.allowed == nil && p.department == "" {
+		if _, all := s.effectiveCategories(p); all {
 			flags |= openCategories
 		}
 		u.counted = append(u.counted, countedGrant{role: uint16(g.role), flags: flags, loc: g.loc, anchor: uint32(k)})
