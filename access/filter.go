@@ -383,7 +383,6 @@ func (s *snapshot) disabledMunicipalities(module string) []string {
 	return out
 }
 
-
 // categoryKey identifies an effective category set.
 func categoryKey(cats []string, all bool) string {
 	if all {
