@@ -65,12 +65,12 @@ func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, erro
 	if err != nil {
 		return Decision{}, err
 	}
-	return c.decideFor(snap, sub, ai, act, sc, req.Resource), nil
+	return c.decideFor(snap, &sub, ai, act, &sc, req.Resource), nil
 }
 
 // decideFor is steps 2 and 4-9 of SPEC §2 for a resolved subject and a
 // validated request: the one decision path of Check and Decide.
-func (c *Checker) decideFor(snap *snapshot, sub subject, ai int, act *actionInfo, sc scope, res *Resource) Decision {
+func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
 	// Whether an allow that does not depend on a grant's location (public,
 	// authenticated, platform grant) may cover this request: a record with
 	// no location only while the module is enabled everywhere.
@@ -198,7 +198,7 @@ var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope
 
 // decideGrants is steps 8 and 9: the counted grants of u whose role
 // allows action ai.
-func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc scope, res *Resource) Decision {
+func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
 	var (
 		fails    int
 		best     *countedGrant

@@ -108,53 +108,49 @@ func (c *Checker) Place(locationID string) (Place, error) {
 // impersonation whose session has ended denies with ReasonInvalid.
 func (c *Checker) Decide(p Principal, a ActionID, at Place) Decision {
 	snap := c.snapshot()
-	d, sub, ai := c.decideHandles(snap, p, a, at)
+	var sub subject
+	d := c.decideHandles(snap, &sub, p, a, at)
 	if !d.Allowed || c.auditAllowed {
-		c.recordHandles(snap, sub, ai, at, d)
+		c.recordHandles(snap, &sub, a, at, &d)
 	}
 	return d
 }
 
-// decideHandles is Decide without the audit; sub and ai are what it
-// resolved (ai -1 when the action handle is invalid).
-func (c *Checker) decideHandles(snap *snapshot, p Principal, a ActionID, at Place) (Decision, subject, int) {
-	invalid := deny(ReasonInvalid)
+// decideHandles is Decide without the audit; it fills sub with the
+// subject it resolved.
+func (c *Checker) decideHandles(snap *snapshot, sub *subject, p Principal, a ActionID, at Place) Decision {
 	ai := int(a.action) - 1
-	if a.checker != c.id || p.checker != c.id || at.checker != c.id || ai < 0 || ai >= len(snap.reg.actions) {
-		return invalid, subject{}, -1
+	if a.checker != c.id || p.checker != c.id || at.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
+		return deny(ReasonInvalid)
 	}
 	act := &snap.reg.actions[ai]
-	sc := scope{muniIx: -1, recordIx: -1}
-	if at.loc >= 0 {
-		if !snap.view.LiveIndex(at.loc) {
-			return invalid, subject{}, ai
-		}
-		sc.muniIx = at.loc
-	} else if !act.platform {
-		return invalid, subject{}, ai
+	sc := scope{muniIx: at.loc, recordIx: -1}
+	if at.loc >= 0 && !snap.view.LiveIndex(at.loc) || at.loc < 0 && !act.platform {
+		return deny(ReasonInvalid)
 	}
-	var sub subject
 	if p.user != 0 {
-		if sub.u = snap.users.at(p.user - 1); sub.u == nil {
-			return invalid, subject{}, ai
+		u := snap.users.at(p.user - 1)
+		if u == nil {
+			return deny(ReasonInvalid)
 		}
-		if sub.inactive = sub.u.deleted || !sub.u.active; !sub.inactive && p.imp != 0 {
+		sub.u, sub.inactive = u, u.deleted || !u.active
+		if !sub.inactive && p.imp != 0 {
 			imp := snap.users.at(p.imp - 1)
 			if imp == nil {
-				return invalid, sub, ai
+				return deny(ReasonInvalid)
 			}
-			if _, err := c.impersonator(snap, imp.id, sub.u.id); err != nil {
-				return invalid, sub, ai
+			if _, err := c.impersonator(snap, imp.id, u.id); err != nil {
+				return deny(ReasonInvalid)
 			}
 			sub.imp = imp
 		}
 	}
-	return c.decideFor(snap, sub, ai, act, sc, nil), sub, ai
+	return c.decideFor(snap, sub, ai, act, &sc, nil)
 }
 
 // recordHandles queues a decision of Decide for the audit log, without
 // allocating: every string is one the snapshot holds.
-func (c *Checker) recordHandles(snap *snapshot, sub subject, ai int, at Place, d Decision) {
+func (c *Checker) recordHandles(snap *snapshot, sub *subject, a ActionID, at Place, d *Decision) {
 	e := audit.Decision{At: c.stamp(), Reason: string(d.Reason), Allowed: d.Allowed}
 	if sub.u != nil {
 		e.ActorID = sub.u.id
@@ -162,7 +158,7 @@ func (c *Checker) recordHandles(snap *snapshot, sub subject, ai int, at Place, d
 	if sub.imp != nil {
 		e.ImpersonatorID = sub.imp.id
 	}
-	if ai >= 0 {
+	if ai := int(a.action) - 1; uint(ai) < uint(len(snap.reg.actions)) {
 		e.Module, e.Action = snap.reg.actions[ai].module, snap.reg.actions[ai].action
 	}
 	if at.loc >= 0 {

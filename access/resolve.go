@@ -18,7 +18,7 @@ type subject struct {
 
 // superAdmin reports whether the subject passes every check: an active
 // interactive super admin acting as itself.
-func (s subject) superAdmin() bool {
+func (s *subject) superAdmin() bool {
 	return s.u != nil && !s.inactive && s.imp == nil && s.u.superAdmin && !s.u.technical
 }
 
