@@ -92,8 +92,6 @@ func (t *Tree) Index(id string) (int32, bool) {
 	return t.view().Index(id)
 }
 
-func (t *Tree) live(i int32) bool { return t.view().LiveIndex(i) }
-
 func (t *Tree) view() View { return View{nodes: t.nodes, index: t.index} }
 
 // View is a read-only view of a frozen Tree for hot paths: its accessors
