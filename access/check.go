@@ -30,11 +30,11 @@ import (
 // for a writer. Denied decisions are recorded in the audit log
 // asynchronously, without allocating.
 func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, error) {
-	d, err := c.decide(c.snapshot(), s, req)
+	d, err := c.decide(c.snapshot(), &s, &req)
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
-	c.recordDecision(s, req, d)
+	c.recordDecision(&s, &req, &d)
 	return d, err
 }
 
@@ -48,7 +48,7 @@ type scope struct {
 }
 
 // decide is Check on a snapshot.
-func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, error) {
+func (c *Checker) decide(snap *snapshot, s *Subject, req *Request) (Decision, error) {
 	ai, err := snap.reg.action(req.Module, req.Action)
 	if err != nil {
 		return Decision{}, err
@@ -123,7 +123,7 @@ func treeIndex(snap *snapshot, what, id string) (int32, error) {
 }
 
 // resolveScope validates the request's places.
-func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
+func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) {
 	sc := scope{muniIx: -1, recordIx: -1}
 	if req.Municipality != "" {
 		i, err := treeIndex(snap, "municipality", req.Municipality)
@@ -288,7 +288,7 @@ func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, ac
 	if err != nil {
 		return false, err
 	}
-	sub, err := c.resolveSubject(snap, s, "checks")
+	sub, err := c.resolveSubject(snap, &s, "checks")
 	if err != nil {
 		return false, err
 	}
@@ -366,7 +366,7 @@ func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) b
 
 // recordDecision queues denied decisions (and allowed ones when enabled)
 // for the audit log without allocating or blocking the check.
-func (c *Checker) recordDecision(s Subject, req Request, d Decision) {
+func (c *Checker) recordDecision(s *Subject, req *Request, d *Decision) {
 	if d.Allowed && !c.auditAllowed {
 		return
 	}

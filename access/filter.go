@@ -180,7 +180,7 @@ const (
 // reach mirrors steps 2-7 of decide for a subject, before any record is
 // known; the caller holds the read lock.
 func (c *Checker) reach(snap *snapshot, s Subject, ai int, act *actionInfo) (reach, *userState, error) {
-	sub, err := c.resolveSubject(snap, s, "filters")
+	sub, err := c.resolveSubject(snap, &s, "filters")
 	switch {
 	case err != nil:
 		return 0, nil, err

@@ -51,7 +51,7 @@ type Place struct {
 // call: a handle never outlives what it stands for.
 func (c *Checker) Resolve(ctx context.Context, s Subject) (Principal, error) {
 	snap := c.snapshot()
-	sub, err := c.resolveSubject(snap, s, "checks")
+	sub, err := c.resolveSubject(snap, &s, "checks")
 	if err != nil {
 		return Principal{}, err
 	}

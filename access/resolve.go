@@ -26,7 +26,7 @@ func (s *subject) superAdmin() bool {
 // ErrInvalidInput for System() (it is no subject of what);
 // users.ErrNotFound for an unknown user; ErrInvalidToken for an
 // ImpersonatorID without a live session.
-func (c *Checker) resolveSubject(snap *snapshot, s Subject, what string) (subject, error) {
+func (c *Checker) resolveSubject(snap *snapshot, s *Subject, what string) (subject, error) {
 	if s.UserID == "" {
 		return subject{}, nil
 	}
