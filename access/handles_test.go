@@ -199,3 +199,34 @@ func TestDecide_DoesNotAllocate(t *testing.T) {
 	require.False(t, c.Decide(pr, a, at).Allowed, "precondition: a denial, which is audited")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { c.Decide(pr, a, at) }))
 }
+
+func TestDecide_FollowsAMoveThatChangesAGrantsAnchor(t *testing.T) {
+	p := world(t)
+	ctx := context.Background()
+	c := p.Checker
+	gate := func(muni string) access.Request {
+		return access.Request{Municipality: muni, Module: "equipment", Action: "update"}
+	}
+	d, err := c.Check(ctx, access.Subject{UserID: "op"}, gate("M1"))
+	require.NoError(t, err)
+	require.True(t, d.Allowed, "precondition: op's grant at V1 is anchored by its profile at M1")
+
+	// V1 moves under M3, where op has no profile: the grant loses its
+	// anchor and counts for nothing.
+	require.NoError(t, p.Admin.MoveLocation(ctx, access.System(), "V1", "M3"))
+	for _, muni := range []string{"M1", "M3"} {
+		got, err := decideByHandles(t, c, access.Subject{UserID: "op"}, gate(muni))
+		require.NoError(t, err)
+		assert.Equal(t, access.Decision{Reason: access.ReasonNoGrant}, got, muni)
+		want, err := c.Check(ctx, access.Subject{UserID: "op"}, gate(muni))
+		require.NoError(t, err)
+		assert.Equal(t, want, got, muni)
+	}
+	require.NoError(t, access.SnapshotDiff(ctx, c), "the snapshot equals a fresh load")
+
+	require.NoError(t, p.Admin.MoveLocation(ctx, access.System(), "V1", "M1"))
+	got, err := decideByHandles(t, c, access.Subject{UserID: "op"}, gate("M1"))
+	require.NoError(t, err)
+	assert.True(t, got.Allowed, "moved back, anchored again")
+	require.NoError(t, access.SnapshotDiff(ctx, c))
+}
