@@ -51,12 +51,12 @@ const userShards = 256
 // userTable maps user IDs to their state, in shards copied on write, and
 // gives every user a dense index (its Principal handle) that stays the same
 // for the checker's lifetime: by index, users sit in chunks of chunkSize,
-// also copied on write.
+// also copied on write. A table is immutable once published.
 type userTable struct {
 	seed   maphash.Seed
-	shards *[userShards]map[string]*userState
-	dense  []*userChunk // index >> chunkBits → chunk
-	next   uint32       // the next unused index
+	shards *[userShards]*idShard // ID → dense index
+	dense  []*userChunk          // index >> chunkBits → chunk
+	next   uint32                // the next unused index
 	// pending holds the users whose state is pending (userState.pending),
 	// to build again when locations are added; copied on write.
 	pending map[string]struct{}
@@ -70,21 +70,24 @@ const (
 type userChunk [chunkSize]*userState
 
 func newUserTable() userTable {
-	var shards [userShards]map[string]*userState
+	var shards [userShards]*idShard
 	for i := range shards {
-		shards[i] = map[string]*userState{}
+		shards[i] = &idShard{}
 	}
 	return userTable{seed: maphash.MakeSeed(), shards: &shards}
 }
 
-func (t *userTable) shard(id string) int {
-	return int(maphash.String(t.seed, id) % userShards)
-}
+func (t *userTable) hash(id string) uint64 { return maphash.String(t.seed, id) }
 
 // get returns the state of user id.
 func (t *userTable) get(id string) (*userState, bool) {
-	u, ok := t.shards[t.shard(id)][id]
-	return u, ok
+	h := t.hash(id)
+	ix, ok := t.shards[h%userShards].find(id, h, t.at)
+	if !ok {
+		return nil, false
+	}
+	u := t.at(ix)
+	return u, u != nil
 }
 
 // at returns the state of the user of dense index i, nil when there is none
@@ -96,11 +99,11 @@ func (t *userTable) at(i uint32) *userState {
 	return nil
 }
 
-// each calls fn for every user until fn returns false.
+// each calls fn for every user, in index order, until fn returns false.
 func (t *userTable) each(fn func(id string, u *userState) bool) {
-	for _, m := range t.shards {
-		for id, u := range m {
-			if !fn(id, u) {
+	for _, chunk := range t.dense {
+		for _, u := range chunk {
+			if u != nil && !fn(u.id, u) {
 				return
 			}
 		}
@@ -113,8 +116,9 @@ func (t *userTable) each(fn func(id string, u *userState) bool) {
 func (t userTable) with(changes map[string]*userState) userTable {
 	shards := *t.shards
 	t.dense = slices.Clone(t.dense)
-	copied := map[int]bool{}
+	copied := map[uint64]bool{}
 	copiedChunk := map[uint32]bool{}
+	dropped := map[uint32]bool{}
 	pendingCopied := false
 	for id, u := range changes {
 		if _, was := t.pending[id]; was != (u != nil && u.pending) {
@@ -130,26 +134,26 @@ func (t userTable) with(changes map[string]*userState) userTable {
 				t.pending[id] = struct{}{}
 			}
 		}
-		i := t.shard(id)
-		if !copied[i] {
-			shards[i] = maps.Clone(shards[i])
-			copied[i] = true
-		}
-		old, had := shards[i][id]
-		if u == nil {
-			delete(shards[i], id)
-		} else {
-			shards[i][id] = u
-		}
-		var ix uint32
+		h := t.hash(id)
+		si := h % userShards
+		ix, had := shards[si].find(id, h, t.at)
 		switch {
 		case had:
-			ix = old.idx
+			if u == nil {
+				dropped[ix] = true
+				if !copied[si] {
+					shards[si], copied[si] = shards[si].rebuilt(0, nil), true
+				}
+			}
 		case u == nil:
 			continue
 		default:
 			ix = t.next
 			t.next++
+			if !copied[si] || shards[si].full() {
+				shards[si], copied[si] = shards[si].rebuilt(1, nil), true
+			}
+			shards[si].insert(id, h, ix)
 		}
 		if u != nil {
 			u.id, u.idx = id, ix // u is not published yet
@@ -165,6 +169,11 @@ func (t userTable) with(changes map[string]*userState) userTable {
 			copiedChunk[c] = true
 		}
 		t.dense[c][ix&(chunkSize-1)] = u
+	}
+	if len(dropped) > 0 {
+		for si := range copied {
+			shards[si] = shards[si].rebuilt(0, func(ix uint32) bool { return dropped[ix] })
+		}
 	}
 	t.shards = &shards
 	return t
@@ -183,7 +192,12 @@ func (t *userTable) put(id string, u *userState, prev *userTable) {
 		t.next = ix + 1
 	}
 	u.id, u.idx = id, ix
-	t.shards[t.shard(id)][id] = u
+	h := t.hash(id)
+	si := h % userShards
+	if t.shards[si].full() {
+		t.shards[si] = t.shards[si].rebuilt(1, nil)
+	}
+	t.shards[si].insert(id, h, ix)
 	c := ix >> chunkBits
 	for uint(c) >= uint(len(t.dense)) {
 		t.dense = append(t.dense, &userChunk{})
