@@ -33,6 +33,18 @@ func decideByHandles(t *testing.T, c *access.Checker, s access.Subject, req acce
 	return c.Decide(p, a, at), nil
 }
 
+// handlesOf resolves a subject, an action and a place, which must resolve.
+func handlesOf(t *testing.T, c *access.Checker, s access.Subject, module, action, muni string) (access.Principal, access.ActionID, access.Place) {
+	t.Helper()
+	p, err := c.Resolve(context.Background(), s)
+	require.NoError(t, err)
+	a, err := c.Action(module, action)
+	require.NoError(t, err)
+	at, err := c.Place(muni)
+	require.NoError(t, err)
+	return p, a, at
+}
+
 func TestDecide_AgreesWithCheckOnEveryGateRequest(t *testing.T) {
 	p := world(t)
 	ctx := context.Background()
@@ -71,12 +83,7 @@ func TestDecide_ZeroOrForeignHandlesDeny(t *testing.T) {
 	other := world(t)
 	ctx := context.Background()
 	c := p.Checker
-	pr, err := c.Resolve(ctx, access.Subject{UserID: "admin1"})
-	require.NoError(t, err)
-	a, err := c.Action("occurrences", "update")
-	require.NoError(t, err)
-	at, err := c.Place("M1")
-	require.NoError(t, err)
+	pr, a, at := handlesOf(t, c, access.Subject{UserID: "admin1"}, "occurrences", "update", "M1")
 	require.True(t, c.Decide(pr, a, at).Allowed, "precondition: the handles allow")
 
 	foreign, err := other.Checker.Resolve(ctx, access.Subject{UserID: "admin1"})
@@ -96,15 +103,10 @@ func TestDecide_HandlesStayValidAcrossChanges(t *testing.T) {
 	ctx := context.Background()
 	c := p.Checker
 	sys := access.System()
-	pr, err := c.Resolve(ctx, access.Subject{UserID: "plain"})
-	require.NoError(t, err)
-	a, err := c.Action("occurrences", "update")
-	require.NoError(t, err)
-	at, err := c.Place("M3")
-	require.NoError(t, err)
+	pr, a, at := handlesOf(t, c, access.Subject{UserID: "plain"}, "occurrences", "update", "M3")
 	require.False(t, c.Decide(pr, a, at).Allowed, "precondition: no grant yet")
 
-	_, err = p.Admin.AddMember(ctx, sys, access.Membership{UserID: "plain", LocationID: "M3", Role: access.RoleOperator})
+	_, err := p.Admin.AddMember(ctx, sys, access.Membership{UserID: "plain", LocationID: "M3", Role: access.RoleOperator})
 	require.NoError(t, err)
 	require.NoError(t, p.Admin.Approve(ctx, sys, "plain", "M3"))
 	assert.Equal(t, access.Decision{Allowed: true, Reason: access.ReasonRole, Role: access.RoleOperator, Domain: "M3"}, c.Decide(pr, a, at))
@@ -129,12 +131,7 @@ func TestDecide_PlaceOfADeletedLocationDenies(t *testing.T) {
 	ctx := context.Background()
 	c := p.Checker
 	testkit.Locations(t, p, location.Location{ID: "M9", Level: "municipality", ParentID: "D2"})
-	pr, err := c.Resolve(ctx, access.Subject{UserID: "super"})
-	require.NoError(t, err)
-	a, err := c.Action("occurrences", "update")
-	require.NoError(t, err)
-	at, err := c.Place("M9")
-	require.NoError(t, err)
+	pr, a, at := handlesOf(t, c, access.Subject{UserID: "super"}, "occurrences", "update", "M9")
 	require.True(t, c.Decide(pr, a, at).Allowed, "precondition: a super admin is allowed")
 
 	require.NoError(t, p.Admin.DeleteLocation(ctx, access.System(), "M9"))
@@ -171,12 +168,7 @@ func TestDecide_ImpersonationEndsWithItsSession(t *testing.T) {
 	token, err := p.Admin.Impersonate(ctx, access.Subject{UserID: "super"}, "admin1", "support ticket 1", time.Hour)
 	require.NoError(t, err)
 	s := access.Subject{UserID: "admin1", ImpersonatorID: "super"}
-	pr, err := c.Resolve(ctx, s)
-	require.NoError(t, err)
-	a, err := c.Action("occurrences", "update")
-	require.NoError(t, err)
-	at, err := c.Place("M1")
-	require.NoError(t, err)
+	pr, a, at := handlesOf(t, c, s, "occurrences", "update", "M1")
 	assert.Equal(t, access.Decision{Allowed: true, Reason: access.ReasonRole, Role: access.RoleAdmin, Domain: "M1"}, c.Decide(pr, a, at),
 		"the admin acts with the target's grants")
 
@@ -188,14 +180,8 @@ func TestDecide_ImpersonationEndsWithItsSession(t *testing.T) {
 
 func TestDecide_DoesNotAllocate(t *testing.T) {
 	p := world(t)
-	ctx := context.Background()
 	c := p.Checker
-	pr, err := c.Resolve(ctx, access.Subject{UserID: "viewer1"})
-	require.NoError(t, err)
-	a, err := c.Action("occurrences", "update")
-	require.NoError(t, err)
-	at, err := c.Place("M3")
-	require.NoError(t, err)
+	pr, a, at := handlesOf(t, c, access.Subject{UserID: "viewer1"}, "occurrences", "update", "M3")
 	require.False(t, c.Decide(pr, a, at).Allowed, "precondition: a denial, which is audited")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { c.Decide(pr, a, at) }))
 }
