@@ -47,6 +47,7 @@ type config struct {
 	registry *access.Registry
 	levels   []string
 	now      func() time.Time
+	clockSet bool // WithClock was given (the checker then stamps decisions with it)
 	kdf      *users.KDFParams
 	auditBuf int
 	drain    time.Duration
@@ -73,7 +74,9 @@ func WithLevels(levels ...string) Option {
 
 // WithClock sets the clock used for expiry, lockout, validity windows and
 // audit times (default time.Now).
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now, c.clockSet = now, true }
+}
 
 // WithKDF sets the password hashing cost. Lower it only in tests.
 func WithKDF(p users.KDFParams) Option { return func(c *config) { c.kdf = &p } }
@@ -201,8 +204,12 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	}
 
 	var err error
+	checkerClock := cfg.now
+	if !cfg.clockSet {
+		checkerClock = nil // the checker's default: a coarse clock for decision events
+	}
 	if p.Checker, err = access.NewChecker(ctx, db, access.CheckerConfig{
-		Registry: cfg.registry, Audit: p.Audit, Clock: cfg.now, AuditAllowed: cfg.auditAllowed,
+		Registry: cfg.registry, Audit: p.Audit, Clock: checkerClock, AuditAllowed: cfg.auditAllowed,
 		SyncInterval: cfg.syncInterval, NotifyChannel: channel,
 	}); err != nil {
 		return nil, fmt.Errorf("townhall: %w", err)
@@ -231,15 +238,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	p.Profiles = users.NewProfileStore(db, p.Audit, p.Locations, userOpts...)
 	p.Affiliations = affiliation.NewStore(db, p.Audit, affiliation.WithClock(cfg.now),
 		affiliation.WithOnChange(func(ctx context.Context, ch affiliation.Change) error {
-			if err := checker.RefreshAffiliations(ctx); err != nil {
-				return err
-			}
-			for _, id := range ch.UserIDs {
-				if err := checker.RefreshUser(ctx, id); err != nil {
-					return err
-				}
-			}
-			return nil
+			return checker.RefreshAffiliations(ctx, ch.UserIDs...)
 		}))
 	if p.Admin, err = access.NewAdmin(p.Checker, access.AdminConfig{
 		Users: p.Users, Profiles: p.Profiles, Locations: p.Locations, Affiliations: p.Affiliations,

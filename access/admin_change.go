@@ -131,7 +131,7 @@ func (a *Admin) next(ctx context.Context, tx *gorm.DB, cur *snapshot, g guarded,
 	var moved string
 	if g.tree != nil {
 		if ch := g.tree(); ch != nil {
-			if err := next.applyLocation(func(t *location.Tree) error { return t.Apply(*ch) }); err != nil {
+			if err := next.applyLocation(*ch); err != nil {
 				return nil, "", err
 			}
 			if ch.Kind == location.ChangeMoved {

@@ -125,17 +125,8 @@ func (snap *snapshot) categoriesWithin(u *userState, loc string, allowed []strin
 
 // effective returns the effective categories of a restricted profile.
 func (snap *snapshot) effective(p *profileState) categorySet {
-	out := categorySet{}
-	candidates := p.allowed
-	if candidates == nil {
-		candidates = snap.departments[p.department]
-	}
-	for cat := range candidates {
-		if snap.allowsCategory(p, cat) {
-			out[cat] = struct{}{}
-		}
-	}
-	return out
+	cats, _ := snap.effectiveCategories(p)
+	return newCategorySet(cats)
 }
 
 // approvalRequired reports whether a new profile at loc starts unapproved:

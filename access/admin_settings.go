@@ -38,7 +38,7 @@ func (a *Admin) SetModuleEnabled(ctx context.Context, actor Subject, municipalit
 	if err != nil {
 		return err
 	}
-	return a.c.syncMunicipality(ctx, municipalityID)
+	return a.c.refresh(ctx, parts{municipalities: []string{municipalityID}})
 }
 
 // SetApprovalRequired sets whether new profiles at or below a municipality
@@ -63,7 +63,7 @@ func (a *Admin) SetApprovalRequired(ctx context.Context, actor Subject, municipa
 	if err != nil {
 		return err
 	}
-	return a.c.syncMunicipality(ctx, municipalityID)
+	return a.c.refresh(ctx, parts{municipalities: []string{municipalityID}})
 }
 
 func (snap *snapshot) checkMunicipality(id string) error {

@@ -84,15 +84,10 @@ func loadAffiliations(ctx context.Context, db *gorm.DB) (map[string]*orgState, m
 	return outOrgs, outLinks, nil
 }
 
-// RefreshAffiliations reloads organisations and links. They are few next
-// to users and grants, so they are reloaded as one part.
-func (c *Checker) RefreshAffiliations(ctx context.Context) error {
-	return c.publish(func(next *snapshot) error {
-		orgs, links, err := loadAffiliations(ctx, c.db.WithContext(ctx))
-		if err != nil {
-			return err
-		}
-		next.orgs, next.links = orgs, links
-		return nil
-	})
+// RefreshAffiliations reloads organisations and links, and the users
+// named (whose affiliation-dependent state changed), in one snapshot.
+// Organisations and links are few next to users and grants, so they are
+// reloaded as one part.
+func (c *Checker) RefreshAffiliations(ctx context.Context, userIDs ...string) error {
+	return c.refresh(ctx, parts{affiliations: true, users: userIDs})
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/location"
-	"github.com/civicstack/townhall/users"
 )
 
 // Check decides whether s may perform req.Action of req.Module, in the order
@@ -31,11 +30,11 @@ import (
 // for a writer. Denied decisions are recorded in the audit log
 // asynchronously, without allocating.
 func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, error) {
-	d, err := c.decide(c.snapshot(), s, req)
+	d, err := c.decide(c.snapshot(), &s, &req)
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
-	c.recordDecision(s, req, d)
+	c.recordDecision(&s, &req, &d)
 	return d, err
 }
 
@@ -49,7 +48,7 @@ type scope struct {
 }
 
 // decide is Check on a snapshot.
-func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, error) {
+func (c *Checker) decide(snap *snapshot, s *Subject, req *Request) (Decision, error) {
 	ai, err := snap.reg.action(req.Module, req.Action)
 	if err != nil {
 		return Decision{}, err
@@ -59,66 +58,61 @@ func (c *Checker) decide(snap *snapshot, s Subject, req Request) (Decision, erro
 	if err != nil {
 		return Decision{}, err
 	}
-	res := req.Resource
-	if sc.hasRecord && req.Municipality != "" && !snap.tree.IsWithinIndex(sc.recordIx, sc.muniIx) {
+	if sc.hasRecord && req.Municipality != "" && !snap.view.IsWithinIndex(sc.recordIx, sc.muniIx) {
 		return deny(ReasonOutOfScope), nil
 	}
+	sub, err := c.resolveSubject(snap, s, "checks")
+	if err != nil {
+		return Decision{}, err
+	}
+	return c.decideFor(snap, &sub, ai, act, &sc, req.Resource), nil
+}
+
+// decideFor is steps 2 and 4-9 of SPEC §2 for a resolved subject and a
+// validated request: the one decision path of Check and Decide.
+func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
 	// Whether an allow that does not depend on a grant's location (public,
 	// authenticated, platform grant) may cover this request: a record with
 	// no location only while the module is enabled everywhere.
 	unscoped := res == nil || sc.hasRecord || snap.enabledEverywhereIdx(act.moduleIdx)
 	enabled := snap.moduleEnabledAt(act.moduleIdx, sc.muniIx)
-
-	if s.UserID == "" {
+	u := sub.u
+	switch {
+	case u == nil:
 		if act.public && enabled && unscoped {
-			return allow(ReasonPublic, "", ""), nil
+			return allow(ReasonPublic, "", "")
 		}
-		return deny(ReasonNoGrant), nil
-	}
-	if s.system {
-		return Decision{}, fmt.Errorf("%w: System() is not a subject of checks", ErrInvalidInput)
-	}
-	u, ok := snap.users.get(s.UserID)
-	if !ok {
-		return Decision{}, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
-	}
-	if u.deleted || !u.active {
-		return deny(ReasonUserInactive), nil
-	}
-	if s.ImpersonatorID != "" {
-		if err := c.liveImpersonation(snap, s); err != nil {
-			return Decision{}, err
-		}
-	}
-	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
-		return allow(ReasonSuperAdmin, "", ""), nil
-	}
-	if !enabled {
-		return deny(ReasonModuleDisabled), nil
+		return deny(ReasonNoGrant)
+	case sub.inactive:
+		return deny(ReasonUserInactive)
+	case sub.superAdmin():
+		return allow(ReasonSuperAdmin, "", "")
+	case !enabled:
+		return deny(ReasonModuleDisabled)
 	}
 	if unscoped {
 		switch {
 		case act.public:
-			return allow(ReasonPublic, "", ""), nil
+			return allow(ReasonPublic, "", "")
 		case act.authenticated:
-			return allow(ReasonAuthenticated, "", ""), nil
+			return allow(ReasonAuthenticated, "", "")
 		}
 		if u.platformPerms != nil && u.platformPerms.has(ai) {
 			role, _ := platformRole(snap, u, ai)
-			return allow(ReasonPlatformRole, role, "*"), nil
+			return allow(ReasonPlatformRole, role, "*")
 		}
 	}
-	if act.platform && sc.muni == "" && res == nil {
-		return deny(ReasonNoGrant), nil
+	if act.platform && sc.muniIx < 0 && res == nil {
+		return deny(ReasonNoGrant)
 	}
-	return c.decideGrants(snap, s.UserID, u, ai, act, sc, res), nil
+	return c.decideGrants(snap, u, ai, act, sc, res)
 }
 
 // treeIndex returns the snapshot tree's index of location id, named what
 // in errors: ErrInvalidInput for a malformed ID, location.ErrNotFound for
 // one the tree does not hold.
 func treeIndex(snap *snapshot, what, id string) (int32, error) {
-	i, ok := snap.tree.Index(id)
+	i, ok := snap.view.Index(id)
 	switch {
 	case ok:
 		return i, nil
@@ -129,14 +123,14 @@ func treeIndex(snap *snapshot, what, id string) (int32, error) {
 }
 
 // resolveScope validates the request's places.
-func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
+func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) {
 	sc := scope{muniIx: -1, recordIx: -1}
 	if req.Municipality != "" {
 		i, err := treeIndex(snap, "municipality", req.Municipality)
 		if err != nil {
 			return sc, err
 		}
-		if level := snap.tree.LevelIndex(i); level != location.Municipality {
+		if level := snap.view.LevelIndex(i); level != location.Municipality {
 			return sc, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, level)
 		}
 		sc.muni, sc.muniIx = req.Municipality, i
@@ -164,13 +158,13 @@ func resolveScope(snap *snapshot, act *actionInfo, req Request) (scope, error) {
 	// An affiliated record without a location of its own lies where its
 	// organisation does.
 	if org := snap.orgs[res.OrganisationID]; act.affiliated && !sc.hasRecord && org != nil {
-		if i, ok := snap.tree.Index(org.location); ok {
+		if i, ok := snap.view.Index(org.location); ok {
 			sc.record, sc.recordIx, sc.hasRecord = org.location, i, true
 		}
 	}
 	if sc.muni == "" && sc.hasRecord {
-		if m := snap.tree.MunicipalityIndex(sc.recordIx); m >= 0 {
-			sc.muni, sc.muniIx = snap.tree.IDIndex(m), m
+		if m := snap.view.MunicipalityIndex(sc.recordIx); m >= 0 {
+			sc.muni, sc.muniIx = snap.view.IDIndex(m), m
 		}
 	}
 	return sc, nil
@@ -202,91 +196,67 @@ const (
 
 var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope, ReasonProfileNotApproved, ReasonProfileInactive}
 
-// grantLoc returns the tree index of g's location, resolving a location the
-// user's state was built before (a replica may read a grant before it
-// applies the location's creation).
-func (snap *snapshot) grantLoc(g *grant) int32 {
-	if g.loc >= 0 || g.location == "*" {
-		return g.loc
-	}
-	if i, ok := snap.tree.Index(g.location); ok {
-		return i
-	}
-	return -1
-}
-
-// decideGrants is steps 8 and 9: the location grants of u whose role allows
-// action ai.
-func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai int, act *actionInfo, sc scope, res *Resource) Decision {
+// decideGrants is steps 8 and 9: the counted grants of u whose role
+// allows action ai.
+func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
 	var (
 		fails    int
-		best     *grant
+		best     *countedGrant
 		bestDist int
 	)
-	tree := snap.tree
-	for i := range u.grants {
-		g := &u.grants[i]
-		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
+	view, reg := &snap.view, snap.reg
+	for i := range u.counted {
+		g := &u.counted[i]
+		if !reg.allows(g.role, ai) {
 			continue
 		}
-		gl := snap.grantLoc(g)
-		if gl < 0 {
-			continue
-		}
-		p, _ := snap.anchorAt(u, gl)
-		if p == nil {
-			continue // a grant without an anchor profile counts for nothing
-		}
-		f := 0
-		if !p.approved {
-			f |= failNotApproved
-		}
-		if !p.active {
-			f |= failInactive
-		}
+		f := g.fails()
 		var dist int
 		switch {
 		case res == nil:
-			if !tree.IsWithinIndex(sc.muniIx, gl) && !tree.IsWithinIndex(gl, sc.muniIx) {
+			if !view.IsWithinIndex(sc.muniIx, g.loc) && !view.IsWithinIndex(g.loc, sc.muniIx) {
 				f |= failOutOfScope
 			}
-			dist = abs(tree.DepthIndex(sc.muniIx) - tree.DepthIndex(gl))
+			dist = abs(view.DepthIndex(sc.muniIx) - view.DepthIndex(g.loc))
 		case act.affiliated:
 			// Instead of the location rule: the record's organisation.
-			inScope, linked := c.affiliated(snap, u, userID, res, g.location, act.module)
+			inScope, linked := c.affiliated(snap, u, u.id, res, view.IDIndex(g.loc), act.module)
 			if !inScope {
 				f |= failOutOfScope
 			}
 			if !linked {
 				f |= failNotAffiliated
 			}
-			if !snap.allowsCategory(p, res.Category) {
+			if !g.allowsCategory(u, res.Category) {
 				f |= failCategory
 			}
 			if sc.hasRecord {
-				dist = tree.DepthIndex(sc.recordIx) - tree.DepthIndex(gl)
+				dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)
 			}
 		case !sc.hasRecord:
 			f |= failOutOfScope // only unrestricted subjects act on records without a location
 		default:
-			if !tree.IsWithinIndex(sc.recordIx, gl) {
+			if !view.IsWithinIndex(sc.recordIx, g.loc) {
 				f |= failOutOfScope
 			}
-			if !snap.allowsCategory(p, res.Category) {
+			if !g.allowsCategory(u, res.Category) {
 				f |= failCategory
 			}
-			dist = tree.DepthIndex(sc.recordIx) - tree.DepthIndex(gl)
+			dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)
 		}
 		if f != 0 {
 			fails |= f
 			continue
 		}
-		if best == nil || dist < bestDist || dist == bestDist && lessGrant(snap, g, best) {
+		// Equally near grants: by role name (roles are indexed in name
+		// order), then location ID.
+		if best == nil || dist < bestDist || dist == bestDist &&
+			(g.role < best.role || g.role == best.role && view.IDIndex(g.loc) < view.IDIndex(best.loc)) {
 			best, bestDist = g, dist
 		}
 	}
 	if best != nil {
-		return allow(ReasonRole, snap.reg.roles[best.role].name, best.location)
+		return allow(ReasonRole, reg.roles[best.role].name, view.IDIndex(best.loc))
 	}
 	for i, r := range failReasons {
 		if fails&(1<<i) != 0 {
@@ -294,15 +264,6 @@ func (c *Checker) decideGrants(snap *snapshot, userID string, u *userState, ai i
 		}
 	}
 	return deny(ReasonNoGrant)
-}
-
-// lessGrant orders equally near grants by role name, then location ID.
-func lessGrant(snap *snapshot, a, b *grant) bool {
-	an, bn := snap.reg.roles[a.role].name, snap.reg.roles[b.role].name
-	if an != bn {
-		return an < bn
-	}
-	return a.location < b.location
 }
 
 func abs(x int) int {
@@ -327,63 +288,56 @@ func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, ac
 	if err != nil {
 		return false, err
 	}
+	sub, err := c.resolveSubject(snap, &s, "checks")
+	if err != nil {
+		return false, err
+	}
+	return c.canAccessModule(snap, sub, ai), nil
+}
+
+// canAccessModule is UserCanAccessModule for a resolved subject.
+func (c *Checker) canAccessModule(snap *snapshot, sub subject, ai int) bool {
 	act := &snap.reg.actions[ai]
-	if s.system {
-		return false, fmt.Errorf("%w: System() is not a subject of checks", ErrInvalidInput)
-	}
-	if s.UserID == "" {
-		return act.public && snap.enabledSomewhereIdx(act.moduleIdx), nil
-	}
-	u, ok := snap.users.get(s.UserID)
-	if !ok {
-		return false, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
-	}
-	if u.deleted || !u.active {
-		return false, nil
-	}
-	if s.ImpersonatorID != "" {
-		if err := c.liveImpersonation(snap, s); err != nil {
-			return false, err
-		}
-	}
-	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
-		return true, nil
+	u := sub.u
+	switch {
+	case u == nil:
+		return act.public && snap.enabledSomewhereIdx(act.moduleIdx)
+	case sub.inactive:
+		return false
+	case sub.superAdmin():
+		return true
 	}
 	platform := u.platformPerms != nil && u.platformPerms.has(ai)
 	if act.platform {
 		if platform {
-			return true, nil
+			return true
 		}
 	} else if (act.public || act.authenticated || platform) && snap.enabledSomewhereIdx(act.moduleIdx) {
-		return true, nil
+		return true
 	}
-	for i := range u.grants {
-		g := &u.grants[i]
-		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
-			continue
-		}
-		gl := snap.grantLoc(g)
-		if gl < 0 {
-			continue
-		}
-		p, _ := snap.anchorAt(u, gl)
-		if p == nil || !p.active || !p.approved {
+	view := &snap.view
+	for i := range u.counted {
+		g := &u.counted[i]
+		if g.fails() != 0 || !snap.reg.allows(g.role, ai) {
 			continue
 		}
 		if act.platform {
-			return true, nil // the request may name any municipality related to the grant
+			return true // the request may name any municipality related to the grant
 		}
-		if muni := snap.tree.MunicipalityIndex(gl); muni >= 0 {
+		if !view.LiveIndex(g.loc) {
+			continue
+		}
+		if muni := view.MunicipalityIndex(g.loc); muni >= 0 {
 			if snap.moduleEnabledAt(act.moduleIdx, muni) {
-				return true, nil
+				return true
 			}
 			continue
 		}
-		if c.someMunicipalityEnabled(snap, module, g.location) {
-			return true, nil
+		if c.someMunicipalityEnabled(snap, act.module, view.IDIndex(g.loc)) {
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // someMunicipalityEnabled reports whether a municipality in the subtree of
@@ -412,7 +366,7 @@ func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) b
 
 // recordDecision queues denied decisions (and allowed ones when enabled)
 // for the audit log without allocating or blocking the check.
-func (c *Checker) recordDecision(s Subject, req Request, d Decision) {
+func (c *Checker) recordDecision(s *Subject, req *Request, d *Decision) {
 	if d.Allowed && !c.auditAllowed {
 		return
 	}
@@ -421,7 +375,7 @@ func (c *Checker) recordDecision(s Subject, req Request, d Decision) {
 		loc = req.Resource.LocationID
 	}
 	c.audit.RecordDecision(audit.Decision{
-		At: c.now(), ActorID: truncateID(s.UserID), ImpersonatorID: truncateID(s.ImpersonatorID),
+		At: c.stamp(), ActorID: truncateID(s.UserID), ImpersonatorID: truncateID(s.ImpersonatorID),
 		LocationID: truncateID(loc), Module: truncateID(req.Module), Action: truncateID(req.Action),
 		Reason: string(d.Reason), Allowed: d.Allowed,
 	})

@@ -28,10 +28,15 @@ import (
 // snapshot before the write call returns. A Checker is safe for concurrent
 // use.
 type Checker struct {
+	id           uint32 // names the handles this checker issues
 	db           *gorm.DB
 	audit        *audit.Log
 	now          func() time.Time
 	auditAllowed bool
+	// stamp is the clock of decision events: now, or when the host kept
+	// the default clock, the coarse clock.
+	stamp  func() time.Time
+	coarse *coarseClock
 
 	snap      atomic.Pointer[snapshot]
 	publishMu sync.Mutex // one writer at a time builds the next snapshot
@@ -42,9 +47,12 @@ type Checker struct {
 
 // CheckerConfig configures NewChecker.
 type CheckerConfig struct {
-	Registry *Registry        // default DefaultRegistry()
-	Audit    *audit.Log       // required: denied decisions are recorded here
-	Clock    func() time.Time // default time.Now
+	Registry *Registry  // default DefaultRegistry()
+	Audit    *audit.Log // required: denied decisions are recorded here
+	// Clock is the time of sessions, link windows and decision events
+	// (default time.Now; decision events then carry a clock read every
+	// millisecond, so that checks do not read the time themselves).
+	Clock func() time.Time
 	// AuditAllowed also records allowed decisions (off by default: they are
 	// the bulk of traffic).
 	AuditAllowed bool
@@ -68,14 +76,15 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if cfg.Registry == nil {
 		cfg.Registry = DefaultRegistry()
 	}
-	if cfg.Clock == nil {
+	defaultClock := cfg.Clock == nil
+	if defaultClock {
 		cfg.Clock = time.Now
 	}
 	reg, err := cfg.Registry.compile()
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{db: db, audit: cfg.Audit, now: cfg.Clock, auditAllowed: cfg.AuditAllowed}
+	c := &Checker{id: checkerIDs.Add(1), db: db, audit: cfg.Audit, now: cfg.Clock, stamp: cfg.Clock, auditAllowed: cfg.AuditAllowed}
 	if err := syncPolicy(ctx, db, cfg.Audit, reg); err != nil {
 		return nil, err
 	}
@@ -85,12 +94,16 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := loadSnapshot(ctx, db, reg)
+	snap, err := loadSnapshot(ctx, db, reg, nil)
 	if err != nil {
 		return nil, err
 	}
 	c.snap.Store(snap)
 	c.rep.rev.Store(rev)
+	if defaultClock {
+		c.coarse = startCoarseClock()
+		c.stamp = c.coarse.now
+	}
 	if cfg.SyncInterval >= 0 {
 		if cfg.SyncInterval == 0 {
 			cfg.SyncInterval = DefaultSyncInterval
@@ -99,7 +112,7 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	}
 	if cfg.NotifyChannel != "" {
 		if c.listener, err = notify.Listen(db, cfg.NotifyChannel, c.Wake); err != nil {
-			c.stopSync()
+			c.Close()
 			return nil, err
 		}
 	}
@@ -113,6 +126,9 @@ func (c *Checker) Close() error {
 		c.listener.Close()
 	}
 	c.stopSync()
+	if c.coarse != nil {
+		c.coarse.close()
+	}
 	return nil
 }
 
@@ -133,21 +149,27 @@ func (c *Checker) publish(edit func(next *snapshot) error) error {
 	return nil
 }
 
-// loadSnapshot reads every row a decision needs with plain SQL scans.
-func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, error) {
+// loadSnapshot reads every row a decision needs with plain SQL scans. Users
+// keep the dense indexes they have in prev (nil at the first load), so
+// that handles stay valid across a reload.
+func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTable) (*snapshot, error) {
 	db = db.WithContext(ctx)
 	tree, err := location.LoadTree(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("load tree: %w", err)
 	}
 	s := &snapshot{
-		reg: reg, tree: tree.Freeze(),
+		reg:         reg,
 		users:       newUserTable(),
 		departments: map[string]categorySet{},
 		disabled:    map[string]map[string]struct{}{},
 		approvalOff: map[string]struct{}{},
 	}
-	if err := scanUsers(ctx, db, "", func(id string, u *userState) { s.users.put(id, u) }); err != nil {
+	s.setTree(tree)
+	if prev != nil && prev.next > s.users.next {
+		s.users.next = prev.next // indexes of users gone since are not reused
+	}
+	if err := scanUsers(ctx, db, "", func(id string, u *userState) { s.users.put(id, u, prev) }); err != nil {
 		return nil, err
 	}
 	if err := scanProfiles(ctx, db, s.tree, "", func(userID []byte, r profileRef) {
@@ -173,13 +195,20 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled) (*snapshot, e
 	}); err != nil {
 		return nil, err
 	}
-	s.users.each(func(_ string, u *userState) bool {
-		s.buildUser(u)
-		return true
-	})
+	// Effective categories, built with the users, read the departments.
 	if err := loadDepartments(ctx, db, "", s.departments); err != nil {
 		return nil, err
 	}
+	s.users.each(func(id string, u *userState) bool {
+		s.buildUser(u)
+		if u.pending {
+			if s.users.pending == nil {
+				s.users.pending = map[string]struct{}{}
+			}
+			s.users.pending[id] = struct{}{}
+		}
+		return true
+	})
 	var settings []moduleSettingRow
 	if err := db.Where("enabled = ?", false).Find(&settings).Error; err != nil {
 		return nil, fmt.Errorf("load module settings: %w", err)

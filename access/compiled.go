@@ -49,7 +49,7 @@ type roleInfo struct {
 type compiled struct {
 	actions  []actionInfo
 	actionIx map[string]map[string]int // module → action → index
-	flat     map[actionKey]int         // the same, in one lookup
+	flat     map[string]int            // the same, keyed "module\x00action", in one lookup
 	modules  []string                  // module index → name
 	moduleIx map[string]int
 	roles    []roleInfo // sorted by name
@@ -58,13 +58,22 @@ type compiled struct {
 	// super admins may let anyone gain them, however the role is reached
 	// (directly or through inheritance).
 	reservedActions permSet
+	// rolePerms holds the roles' permission sets back to back, words
+	// uint64s each, for the check path's single load.
+	rolePerms []uint64
+	words     int
+}
+
+// allows reports whether role allows action ai.
+func (c *compiled) allows(role uint16, ai int) bool {
+	return c.rolePerms[int(role)*c.words+ai>>6]&(1<<(uint(ai)&63)) != 0
 }
 
 // compile resolves lists, aliases, inheritance and the implicit admin and
 // viewer rules into one permission set per role.
 func (r *Registry) compile() (*compiled, error) {
 	c := &compiled{actionIx: map[string]map[string]int{}, roleIx: map[string]int{},
-		flat: map[actionKey]int{}, moduleIx: map[string]int{}}
+		flat: map[string]int{}, moduleIx: map[string]int{}}
 	for mi, m := range r.moduleOrder {
 		c.actionIx[m] = map[string]int{}
 		c.modules = append(c.modules, m)
@@ -72,7 +81,7 @@ func (r *Registry) compile() (*compiled, error) {
 		for _, a := range sortedKeys(r.modules[m]) {
 			def := r.modules[m][a]
 			c.actionIx[m][a] = len(c.actions)
-			c.flat[actionKey{m, a}] = len(c.actions)
+			c.flat[m+"\x00"+a] = len(c.actions)
 			c.actions = append(c.actions, actionInfo{
 				module: m, action: a, moduleIdx: mi, platform: IsPlatformModule(m),
 				public:        slices.Contains(def.Roles, RolePublic),
@@ -119,6 +128,11 @@ func (r *Registry) compile() (*compiled, error) {
 		role := r.roles[name]
 		c.roleIx[name] = len(c.roles)
 		c.roles = append(c.roles, roleInfo{name: name, reserved: role.Reserved, platform: role.Platform, perms: perms})
+		c.rolePerms = append(c.rolePerms, perms...)
+	}
+	c.words = (n + 63) / 64
+	if len(c.roles) > 1<<16 {
+		return nil, fmt.Errorf("%w: more than %d roles", ErrInvalidInput, 1<<16)
 	}
 	return c, nil
 }
@@ -140,12 +154,22 @@ func (r *Registry) closure(name string, direct map[string]permSet, visiting map[
 	return out, nil
 }
 
-type actionKey struct{ module, action string }
+// flatKeyMax bounds the module and action names the single lookup joins
+// on the stack; longer ones take the two-level lookup.
+const flatKeyMax = 128
 
 // action returns the index of module.action.
 func (c *compiled) action(module, action string) (int, error) {
-	if i, ok := c.flat[actionKey{module, action}]; ok {
-		return i, nil
+	if len(module)+len(action) < flatKeyMax {
+		var buf [flatKeyMax]byte
+		n := copy(buf[:], module)
+		buf[n] = 0
+		n += 1 + copy(buf[n+1:], action)
+		// Indexing with string(bytes) hashes the bytes in place: no
+		// allocation.
+		if i, ok := c.flat[string(buf[:n])]; ok {
+			return i, nil
+		}
 	}
 	m, ok := c.actionIx[module]
 	if !ok {

@@ -13,7 +13,6 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/location"
-	"github.com/civicstack/townhall/users"
 )
 
 // Columns names the columns of a host table that a RecordFilter constrains:
@@ -181,37 +180,26 @@ const (
 // reach mirrors steps 2-7 of decide for a subject, before any record is
 // known; the caller holds the read lock.
 func (c *Checker) reach(snap *snapshot, s Subject, ai int, act *actionInfo) (reach, *userState, error) {
-	if s.UserID == "" {
+	sub, err := c.resolveSubject(snap, &s, "filters")
+	switch {
+	case err != nil:
+		return 0, nil, err
+	case sub.u == nil:
 		if act.public {
 			return reachEnabled, nil, nil
 		}
 		return reachNothing, nil, nil
-	}
-	if s.system {
-		return 0, nil, fmt.Errorf("%w: System() is not a subject of filters", ErrInvalidInput)
-	}
-	u, ok := snap.users.get(s.UserID)
-	if !ok {
-		return 0, nil, fmt.Errorf("%w: %q", users.ErrNotFound, s.UserID)
-	}
-	if u.deleted || !u.active {
+	case sub.inactive:
 		return reachNothing, nil, nil
-	}
-	if s.ImpersonatorID != "" {
-		if err := c.liveImpersonation(snap, s); err != nil {
-			return 0, nil, err
-		}
-	}
-	if u.superAdmin && !u.technical && s.ImpersonatorID == "" {
+	case sub.superAdmin():
 		return reachEverything, nil, nil
-	}
-	if act.public || act.authenticated {
+	case act.public || act.authenticated:
 		return reachEnabled, nil, nil
 	}
-	if _, ok := platformRole(snap, u, ai); ok {
+	if _, ok := platformRole(snap, sub.u, ai); ok {
 		return reachEnabled, nil, nil
 	}
-	return reachGrants, u, nil
+	return reachGrants, sub.u, nil
 }
 
 // enabledFilter is the filter of a subject allowed wherever the module is
@@ -393,38 +381,6 @@ func (s *snapshot) disabledMunicipalities(module string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// effectiveCategories returns the profile's effective categories (SPEC
-// §1), as allowsCategory decides them: all (every category, a record
-// without one included) when neither the profile nor its department
-// restricts, otherwise the non-empty categories of the intersection of
-// the sets given (possibly none).
-func (s *snapshot) effectiveCategories(p *profileState) (cats []string, all bool) {
-	var sets []categorySet
-	for _, set := range []categorySet{p.allowed, s.departments[p.department]} {
-		if set != nil {
-			sets = append(sets, set)
-		}
-	}
-	if len(sets) == 0 {
-		return nil, true
-	}
-	for cat := range sets[0] {
-		if cat == "" {
-			continue
-		}
-		if len(sets) == 1 || hasCategory(sets[1], cat) {
-			cats = append(cats, cat)
-		}
-	}
-	slices.Sort(cats)
-	return cats, false
-}
-
-func hasCategory(set categorySet, cat string) bool {
-	_, ok := set[cat]
-	return ok
 }
 
 // categoryKey identifies an effective category set.

@@ -118,31 +118,31 @@ func loadSessions(ctx context.Context, db *gorm.DB) (sessions, error) {
 // stay in memory (lookups refuse them): the refresh may run on the sync
 // goroutine, which never reads the injected clock.
 func (c *Checker) refreshSessions(ctx context.Context) error {
-	return c.publish(func(next *snapshot) error {
-		ss, err := loadSessions(ctx, c.db)
-		if err != nil {
-			return err
-		}
-		next.sessions = ss
-		return nil
-	})
+	return c.refresh(ctx, parts{sessions: true})
 }
 
 // liveImpersonation checks that a subject carrying an ImpersonatorID
 // matches a live session (see the top of this file).
 func (c *Checker) liveImpersonation(snap *snapshot, s Subject) error {
-	if !snap.sessions.pair(s.ImpersonatorID, s.UserID, c.now()) {
-		return fmt.Errorf("%w: no live session of %q impersonating %q", ErrInvalidToken, s.ImpersonatorID, s.UserID)
+	_, err := c.impersonator(snap, s.ImpersonatorID, s.UserID)
+	return err
+}
+
+// impersonator returns the state of the admin of a live session in which
+// adminID impersonates targetID, or ErrInvalidToken.
+func (c *Checker) impersonator(snap *snapshot, adminID, targetID string) (*userState, error) {
+	if !snap.sessions.pair(adminID, targetID, c.now()) {
+		return nil, fmt.Errorf("%w: no live session of %q impersonating %q", ErrInvalidToken, adminID, targetID)
 	}
-	admin, ok := snap.users.get(s.ImpersonatorID)
+	admin, ok := snap.users.get(adminID)
 	if !ok || admin.deleted || !admin.active || !admin.superAdmin || admin.technical {
-		return fmt.Errorf("%w: %q is no longer an active super admin", ErrInvalidToken, s.ImpersonatorID)
+		return nil, fmt.Errorf("%w: %q is no longer an active super admin", ErrInvalidToken, adminID)
 	}
-	target, ok := snap.users.get(s.UserID)
+	target, ok := snap.users.get(targetID)
 	if !ok || target.deleted || target.superAdmin || target.technical {
-		return fmt.Errorf("%w: %q can no longer be impersonated", ErrInvalidToken, s.UserID)
+		return nil, fmt.Errorf("%w: %q can no longer be impersonated", ErrInvalidToken, targetID)
 	}
-	return nil
+	return admin, nil
 }
 
 // Impersonate starts a session in which actor, an active super admin, acts

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -16,17 +17,106 @@ import (
 // itself. Each reads only the rows of the changed entities and publishes
 // one new snapshot, so a check sees all of a change or none of it.
 
-// RefreshUser reloads users, with their profiles and grants, from the
-// database.
-func (c *Checker) RefreshUser(ctx context.Context, userIDs ...string) error {
-	return c.publish(func(next *snapshot) error {
-		changes, err := c.readUsers(ctx, next, userIDs)
+// parts names the parts of the snapshot a committed write changed. Apply
+// gathers them from change events; the stores' hooks name them directly
+// through the Refresh methods. refresh applies them, in one new snapshot.
+type parts struct {
+	users          []string // users whose row, profiles or grants changed
+	departments    []string
+	locations      []string // locations to read again, in commit order
+	municipalities []string // module and approval settings to read again
+	affiliations   bool     // organisations and links
+	sessions       bool     // impersonation sessions
+	reload         bool     // everything
+}
+
+func (p *parts) empty() bool {
+	return len(p.users)+len(p.departments)+len(p.locations)+len(p.municipalities) == 0 &&
+		!p.affiliations && !p.sessions && !p.reload
+}
+
+// refresh reads the parts p names and publishes them as one snapshot.
+func (c *Checker) refresh(ctx context.Context, p parts) error {
+	return c.publish(func(next *snapshot) error { return c.applyParts(ctx, next, p) })
+}
+
+// applyParts reads the parts p names into next: the tree first, so that
+// users are built against it, then settings, departments, sessions,
+// affiliations and users.
+func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error {
+	if p.reload {
+		snap, err := loadSnapshot(ctx, c.db, next.reg, &next.users)
+		if err != nil {
+			return err
+		}
+		*next = *snap
+		return nil
+	}
+	for _, id := range p.locations {
+		if err := c.syncLocation(ctx, next, id); err != nil {
+			return err
+		}
+	}
+	for _, id := range p.municipalities {
+		if err := c.syncMunicipality(ctx, next, id); err != nil {
+			return err
+		}
+	}
+	if len(p.departments) > 0 {
+		found := map[string]categorySet{}
+		depts := maps.Clone(next.departments)
+		for _, id := range p.departments {
+			if err := loadDepartments(ctx, c.db, id, found); err != nil {
+				return err
+			}
+			if set, ok := found[id]; ok {
+				depts[id] = set
+			} else {
+				delete(depts, id)
+			}
+		}
+		next.departments = depts
+		// Effective categories, precomputed per profile, change with them.
+		changes := map[string]*userState{}
+		next.users.each(func(id string, u *userState) bool {
+			for _, r := range u.profiles {
+				if r.p.department != "" && slices.Contains(p.departments, r.p.department) {
+					changes[id] = next.rebuilt(u)
+					break
+				}
+			}
+			return true
+		})
+		next.users = next.users.with(changes)
+	}
+	if p.sessions {
+		ss, err := loadSessions(ctx, c.db)
+		if err != nil {
+			return err
+		}
+		next.sessions = ss
+	}
+	if p.affiliations {
+		orgs, links, err := loadAffiliations(ctx, c.db.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		next.orgs, next.links = orgs, links
+	}
+	if len(p.users) > 0 {
+		changes, err := c.readUsers(ctx, next, slices.Compact(slices.Sorted(slices.Values(p.users))))
 		if err != nil {
 			return err
 		}
 		next.users = next.users.with(changes)
-		return nil
-	})
+	}
+	return nil
+}
+
+// RefreshUser reloads users, with their profiles and grants, from the
+// database.
+func (c *Checker) RefreshUser(ctx context.Context, userIDs ...string) error {
+	return c.refresh(ctx, parts{users: userIDs})
 }
 
 // readUsers reads the current state of users (nil for a user with no row).
@@ -68,49 +158,55 @@ func readUsersFrom(ctx context.Context, db *gorm.DB, snap *snapshot, userIDs []s
 
 // RefreshDepartment reloads one department's categories.
 func (c *Checker) RefreshDepartment(ctx context.Context, departmentID string) error {
-	return c.publish(func(next *snapshot) error {
-		found := map[string]categorySet{}
-		if err := loadDepartments(ctx, c.db, departmentID, found); err != nil {
-			return err
-		}
-		depts := maps.Clone(next.departments)
-		if set, ok := found[departmentID]; ok {
-			depts[departmentID] = set
-		} else {
-			delete(depts, departmentID)
-		}
-		next.departments = depts
-		return nil
-	})
+	return c.refresh(ctx, parts{departments: []string{departmentID}})
 }
 
 // ApplyLocation applies a committed change of the location tree: the tree
 // is cloned, changed and frozen (location changes are rare next to checks;
 // the clone costs O(locations)).
 func (c *Checker) ApplyLocation(ch location.Change) error {
-	return c.publish(func(next *snapshot) error {
-		return next.applyLocation(func(t *location.Tree) error { return t.Apply(ch) })
-	})
+	return c.publish(func(next *snapshot) error { return next.applyLocation(ch) })
 }
 
-// applyLocation replaces next.tree by a changed copy.
-func (next *snapshot) applyLocation(change func(t *location.Tree) error) error {
+// applyLocation replaces next.tree by a copy with ch applied, and builds
+// again the users whose counted grants the change may alter: for a move or
+// a deletion, those holding something in the subtree; for a creation,
+// those naming a location the tree did not hold.
+func (next *snapshot) applyLocation(ch location.Change) error {
+	var affected []*userState
+	switch ch.Kind {
+	case location.ChangeCreated:
+		for id := range next.users.pending {
+			if u, ok := next.users.get(id); ok {
+				affected = append(affected, u)
+			}
+		}
+	default:
+		next.users.each(func(_ string, u *userState) bool {
+			if u.holdsWithin(next, ch.Location.ID) {
+				affected = append(affected, u)
+			}
+			return true
+		})
+	}
 	t := next.tree.Clone()
-	if err := change(t); err != nil {
+	if err := t.Apply(ch); err != nil {
 		return fmt.Errorf("apply location change: %w", err)
 	}
-	next.tree = t.Freeze()
+	next.setTree(t)
 	next.reindexDisabled()
+	if len(affected) > 0 {
+		changes := make(map[string]*userState, len(affected))
+		for _, u := range affected {
+			changes[u.id] = next.rebuilt(u)
+		}
+		next.users = next.users.with(changes)
+	}
 	return nil
 }
 
 // refreshInto reads affected users and the affiliations into next.
 func (c *Checker) refreshInto(ctx context.Context, next *snapshot, affected []string) error {
-	changes, err := c.readUsers(ctx, next, affected)
-	if err != nil {
-		return err
-	}
-	next.users = next.users.with(changes)
-	next.orgs, next.links, err = loadAffiliations(ctx, c.db.WithContext(ctx))
-	return err
+	p := parts{users: affected, affiliations: true}
+	return c.applyParts(ctx, next, p)
 }

@@ -2,8 +2,11 @@ package access
 
 import (
 	"hash/maphash"
+	"maps"
+	"slices"
 
 	"github.com/civicstack/townhall/location"
+	"github.com/civicstack/townhall/users"
 )
 
 // snapshot is everything a decision needs, held in memory so that a check
@@ -14,7 +17,8 @@ import (
 // check sees a change entirely or not at all.
 type snapshot struct {
 	reg  *compiled
-	tree *location.Tree // frozen
+	tree *location.Tree // frozen; set with setTree
+	view location.View  // tree's view, for the check path
 
 	users       userTable
 	departments map[string]categorySet // department ID → its categories
@@ -35,38 +39,71 @@ type snapshot struct {
 	sessions sessions                       // live impersonation sessions
 }
 
+// setTree makes t, frozen, the snapshot's tree.
+func (s *snapshot) setTree(t *location.Tree) {
+	s.tree = t.Freeze()
+	s.view = s.tree.View()
+}
+
 // userShards splits the users so that a change copies 1/256 of them.
 const userShards = 256
 
-// userTable maps user IDs to their state, in shards copied on write.
+// userTable maps user IDs to their state, in shards copied on write, and
+// gives every user a dense index (its Principal handle) that stays the same
+// for the checker's lifetime: by index, users sit in chunks of chunkSize,
+// also copied on write. A table is immutable once published.
 type userTable struct {
 	seed   maphash.Seed
-	shards *[userShards]map[string]*userState
+	shards *[userShards]*idShard // ID → dense index
+	dense  []*userChunk          // index >> chunkBits → chunk
+	next   uint32                // the next unused index
+	// pending holds the users whose state is pending (userState.pending),
+	// to build again when locations are added; copied on write.
+	pending map[string]struct{}
 }
 
+const (
+	chunkBits = 8
+	chunkSize = 1 << chunkBits
+)
+
+type userChunk [chunkSize]*userState
+
 func newUserTable() userTable {
-	var shards [userShards]map[string]*userState
+	var shards [userShards]*idShard
 	for i := range shards {
-		shards[i] = map[string]*userState{}
+		shards[i] = &idShard{}
 	}
 	return userTable{seed: maphash.MakeSeed(), shards: &shards}
 }
 
-func (t *userTable) shard(id string) int {
-	return int(maphash.String(t.seed, id) % userShards)
-}
+func (t *userTable) hash(id string) uint64 { return maphash.String(t.seed, id) }
 
 // get returns the state of user id.
 func (t *userTable) get(id string) (*userState, bool) {
-	u, ok := t.shards[t.shard(id)][id]
-	return u, ok
+	h := t.hash(id)
+	ix, ok := t.shards[h%userShards].find(id, h, t.at)
+	if !ok {
+		return nil, false
+	}
+	u := t.at(ix)
+	return u, u != nil
 }
 
-// each calls fn for every user until fn returns false.
+// at returns the state of the user of dense index i, nil when there is none
+// (any more).
+func (t *userTable) at(i uint32) *userState {
+	if c := i >> chunkBits; uint(c) < uint(len(t.dense)) {
+		return t.dense[c][i&(chunkSize-1)]
+	}
+	return nil
+}
+
+// each calls fn for every user, in index order, until fn returns false.
 func (t *userTable) each(fn func(id string, u *userState) bool) {
-	for _, m := range t.shards {
-		for id, u := range m {
-			if !fn(id, u) {
+	for _, chunk := range t.dense {
+		for _, u := range chunk {
+			if u != nil && !fn(u.id, u) {
 				return
 			}
 		}
@@ -74,44 +111,148 @@ func (t *userTable) each(fn func(id string, u *userState) bool) {
 }
 
 // with returns a table in which the users of changes have the given states
-// (nil removes), copying only the shards they fall in.
+// (nil removes), copying only the shards and chunks they fall in. A user
+// already in the table keeps its index; a new one gets the next.
 func (t userTable) with(changes map[string]*userState) userTable {
 	shards := *t.shards
-	copied := map[int]bool{}
+	t.dense = slices.Clone(t.dense)
+	copied := map[uint64]bool{}
+	copiedChunk := map[uint32]bool{}
+	dropped := map[uint32]bool{}
+	pendingCopied := false
 	for id, u := range changes {
-		i := t.shard(id)
-		if !copied[i] {
-			m := make(map[string]*userState, len(shards[i])+1)
-			for k, v := range shards[i] {
-				m[k] = v
+		if _, was := t.pending[id]; was != (u != nil && u.pending) {
+			if !pendingCopied {
+				t.pending, pendingCopied = maps.Clone(t.pending), true
+				if t.pending == nil {
+					t.pending = map[string]struct{}{}
+				}
 			}
-			shards[i] = m
-			copied[i] = true
+			if was {
+				delete(t.pending, id)
+			} else {
+				t.pending[id] = struct{}{}
+			}
 		}
-		if u == nil {
-			delete(shards[i], id)
-		} else {
-			shards[i][id] = u
+		h := t.hash(id)
+		si := h % userShards
+		ix, had := shards[si].find(id, h, t.at)
+		switch {
+		case had:
+			if u == nil {
+				dropped[ix] = true
+				if !copied[si] {
+					shards[si], copied[si] = shards[si].rebuilt(0, nil), true
+				}
+			}
+		case u == nil:
+			continue
+		default:
+			ix = t.next
+			t.next++
+			if !copied[si] || shards[si].full() {
+				shards[si], copied[si] = shards[si].rebuilt(1, nil), true
+			}
+			shards[si].insert(id, h, ix)
+		}
+		if u != nil {
+			u.id, u.idx = id, ix // u is not published yet
+		}
+		c := ix >> chunkBits
+		for uint(c) >= uint(len(t.dense)) {
+			t.dense = append(t.dense, &userChunk{})
+			copiedChunk[uint32(len(t.dense)-1)] = true
+		}
+		if !copiedChunk[c] {
+			chunk := *t.dense[c]
+			t.dense[c] = &chunk
+			copiedChunk[c] = true
+		}
+		t.dense[c][ix&(chunkSize-1)] = u
+	}
+	if len(dropped) > 0 {
+		for si := range copied {
+			shards[si] = shards[si].rebuilt(0, func(ix uint32) bool { return dropped[ix] })
 		}
 	}
 	t.shards = &shards
 	return t
 }
 
-// put adds a user while the table is being built (not yet published).
-func (t *userTable) put(id string, u *userState) {
-	t.shards[t.shard(id)][id] = u
+// put adds a user while the table is being built (not yet published),
+// with its index in prev when prev holds it.
+func (t *userTable) put(id string, u *userState, prev *userTable) {
+	ix := t.next
+	if prev != nil {
+		if old, ok := prev.get(id); ok {
+			ix = old.idx
+		}
+	}
+	if ix >= t.next {
+		t.next = ix + 1
+	}
+	u.id, u.idx = id, ix
+	h := t.hash(id)
+	si := h % userShards
+	if t.shards[si].full() {
+		t.shards[si] = t.shards[si].rebuilt(1, nil)
+	}
+	t.shards[si].insert(id, h, ix)
+	c := ix >> chunkBits
+	for uint(c) >= uint(len(t.dense)) {
+		t.dense = append(t.dense, &userChunk{})
+	}
+	t.dense[c][ix&(chunkSize-1)] = u
 }
 
 // userState is one user's part of the snapshot. It is built whole on every
 // change to the user, its profiles or its grants, and never mutated once
-// published.
+// published. The fields a check reads come first, so that for most users a
+// check touches the record's first cache lines and nothing else of it.
 type userState struct {
+	idx                                    uint32 // dense index (userTable)
 	deleted, active, superAdmin, technical bool
-	profiles                               []profileRef
-	grants                                 []grant // location "*" = platform grant
+	// counted is what the check path reads: the location grants that have
+	// an anchor profile, each with that profile's flags, in one array that
+	// for most users is inline.
+	counted []countedGrant
+	inline  [2]countedGrant
 	// platformPerms is the union of the permissions of the platform grants.
 	platformPerms permSet
+
+	id       string
+	profiles []profileRef
+	grants   []grant // location "*" = platform grant
+	// pending: a grant or profile names a location the tree does not hold
+	// (yet); the state is built again when locations are added.
+	pending bool
+}
+
+// countedGrant is a location grant with its anchor profile resolved
+// (SPEC §1): the nearest profile at the grant's location or above it.
+type countedGrant struct {
+	role   uint16
+	flags  uint8  // failNotApproved, failInactive of the anchor; openCategories
+	_      uint8  //
+	loc    int32  // tree index of the grant's location
+	anchor uint32 // index of the anchor profile in userState.profiles
+}
+
+// openCategories marks a counted grant whose anchor profile restricts no
+// category by itself or through a department.
+const openCategories = 1 << 7
+
+// fails returns the denial flags of g's anchor profile.
+func (g *countedGrant) fails() int { return int(g.flags &^ openCategories) }
+
+// allowsCategory reports whether category lies in the effective
+// categories of g's anchor profile.
+func (g *countedGrant) allowsCategory(u *userState, category string) bool {
+	if g.flags&openCategories != 0 {
+		return true
+	}
+	_, ok := u.profiles[g.anchor].eff[category]
+	return ok
 }
 
 // profileRef is a profile with the location it is at.
@@ -119,6 +260,9 @@ type profileRef struct {
 	location string
 	loc      int32 // tree index, -1 when the location is not in the tree
 	p        *profileState
+	// eff is p's effective categories when they are not all (nil: none),
+	// set by buildUser.
+	eff categorySet
 }
 
 // profile returns the user's profile at location id.
@@ -159,29 +303,32 @@ func newCategorySet(cats []string) categorySet {
 	return s
 }
 
-// allowsCategory reports whether category lies in the profile's effective
-// categories (SPEC §1): the intersection of the profile's and the
-// department's sets where set, all categories where neither is. A record
-// with no category passes only when neither set restricts.
-func (s *snapshot) allowsCategory(p *profileState, category string) bool {
-	if p.allowed == nil && p.department == "" {
-		return true
-	}
+// effectiveCategories returns the profile's effective categories (SPEC
+// §1), as users.EffectiveCategories defines them: all, or cats (sorted,
+// none for an empty intersection). A record with no category lies in
+// them only when all is true. It is the one definition checks, filters
+// and Admin use; checks read it precomputed (profileRef.eff).
+func (s *snapshot) effectiveCategories(p *profileState) (cats []string, all bool) {
 	dept := s.departments[p.department]
-	for _, set := range []categorySet{p.allowed, dept} {
-		if set == nil {
-			continue
-		}
-		if _, ok := set[category]; !ok || category == "" {
-			return false
-		}
+	if p.allowed == nil && dept == nil {
+		return nil, true
 	}
-	return true
+	cats, all = users.EffectiveCategories(users.Profile{AllowedCategories: setKeys(p.allowed)},
+		&users.Department{Categories: setKeys(dept)})
+	return slices.DeleteFunc(cats, func(c string) bool { return c == "" }), all
+}
+
+func setKeys(set categorySet) []string {
+	if set == nil {
+		return nil
+	}
+	return slices.Collect(maps.Keys(set))
 }
 
 // unrestrictedCategories reports whether the profile sees every category.
 func (s *snapshot) unrestrictedCategories(p *profileState) bool {
-	return p.allowed == nil && s.departments[p.department] == nil
+	_, all := s.effectiveCategories(p)
+	return all
 }
 
 // anchor returns the user's profile at the nearest ancestor-or-self of
@@ -198,23 +345,33 @@ func (s *snapshot) anchor(u *userState, loc string) (*profileState, string) {
 	return p, s.tree.IDIndex(at)
 }
 
-// anchorAt is anchor on tree indexes: a walk up at most the tree's depth,
-// testing the user's few profiles at each step.
+// anchorAt is anchor on tree indexes.
 func (s *snapshot) anchorAt(u *userState, loc int32) (*profileState, int32) {
-	if len(u.profiles) == 0 {
+	k, at := s.anchorRef(u, loc)
+	if k < 0 {
 		return nil, -1
+	}
+	return u.profiles[k].p, at
+}
+
+// anchorRef returns the index in u.profiles of the anchor profile of
+// location loc (-1 when there is none) and its location: a walk up at most
+// the tree's depth, testing the user's few profiles at each step.
+func (s *snapshot) anchorRef(u *userState, loc int32) (int, int32) {
+	if len(u.profiles) == 0 {
+		return -1, -1
 	}
 	for i := loc; i >= 0; i = s.tree.ParentIndex(i) {
 		for k := range u.profiles {
 			r := &u.profiles[k]
 			// A profile whose location the state was built before (see
-			// grantLoc) is matched by ID.
+			// buildUser) is matched by ID.
 			if r.loc == i || r.loc < 0 && r.location == s.tree.IDIndex(i) {
-				return r.p, i
+				return k, i
 			}
 		}
 	}
-	return nil, -1
+	return -1, -1
 }
 
 // moduleEnabled reports whether module is enabled in municipality (always
@@ -309,10 +466,26 @@ func (s *snapshot) reindexDisabled() {
 }
 
 // buildUser finishes a user's state once its rows are read: tree indexes
-// of grants and profiles not resolved yet, and the union of its platform
-// permissions.
+// of grants and profiles not resolved yet, the union of its platform
+// permissions and the counted grants of the check path. The state must not
+// be published yet.
 func (s *snapshot) buildUser(u *userState) {
-	u.platformPerms = nil
+	u.platformPerms, u.pending = nil, false
+	for i := range u.profiles {
+		r := &u.profiles[i]
+		r.eff = nil
+		if cats, all := s.effectiveCategories(r.p); !all {
+			r.eff = newCategorySet(cats)
+		}
+		if r.loc < 0 {
+			if ix, ok := s.tree.Index(r.location); ok {
+				r.loc = ix
+			} else {
+				u.pending = true
+			}
+		}
+	}
+	u.counted = u.inline[:0]
 	for i := range u.grants {
 		g := &u.grants[i]
 		if g.location == "*" {
@@ -324,16 +497,41 @@ func (s *snapshot) buildUser(u *userState) {
 			continue
 		}
 		if g.loc < 0 {
-			if i, ok := s.tree.Index(g.location); ok {
-				g.loc = i
+			ix, ok := s.tree.Index(g.location)
+			if !ok {
+				u.pending = true
+				continue // counts for nothing until the location is known
 			}
+			g.loc = ix
 		}
-	}
-	for i := range u.profiles {
-		if u.profiles[i].loc < 0 {
-			if ix, ok := s.tree.Index(u.profiles[i].location); ok {
-				u.profiles[i].loc = ix
-			}
+		k, _ := s.anchorRef(u, g.loc)
+		if k < 0 {
+			continue // a grant without an anchor profile counts for nothing
 		}
+		p := u.profiles[k].p
+		var flags uint8
+		if !p.approved {
+			flags |= failNotApproved
+		}
+		if !p.active {
+			flags |= failInactive
+		}
+		if _, all := s.effectiveCategories(p); all {
+			flags |= openCategories
+		}
+		u.counted = append(u.counted, countedGrant{role: uint16(g.role), flags: flags, loc: g.loc, anchor: uint32(k)})
 	}
+	if len(u.counted) == 0 {
+		u.counted = nil
+	}
+}
+
+// rebuilt returns a copy of u built again against s (after a change of the
+// tree): u itself is published and stays as it is.
+func (s *snapshot) rebuilt(u *userState) *userState {
+	c := *u
+	c.profiles = slices.Clone(u.profiles)
+	c.grants = slices.Clone(u.grants)
+	s.buildUser(&c)
+	return &c
 }

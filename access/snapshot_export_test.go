@@ -37,7 +37,7 @@ func SnapshotInvariant(c *Checker) error {
 // database and describes the first difference. Tests only.
 func SnapshotDiff(ctx context.Context, c *Checker) error {
 	have := c.snapshot()
-	want, err := loadSnapshot(ctx, c.db, have.reg)
+	want, err := loadSnapshot(ctx, c.db, have.reg, nil)
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,12 @@ func describeUsers(s *snapshot) string {
 		for _, p := range u.profiles {
 			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", p.location, p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
 		}
+		for _, g := range u.counted {
+			parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, u.profiles[g.anchor].location))
+		}
+		if s.users.at(u.idx) != u {
+			parts = append(parts, "not at its index")
+		}
 		slices.Sort(parts)
 		lines = append(lines, fmt.Sprintf("%s deleted=%v active=%v super=%v tech=%v %v", id, u.deleted, u.active, u.superAdmin, u.technical, parts))
 		return true
@@ -81,3 +87,7 @@ func describeUsers(s *snapshot) string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
+
+// Reload replaces the checker's snapshot with a fresh load, as Sync does
+// for a replica far behind. Tests only.
+func Reload(ctx context.Context, c *Checker) error { return c.reload(ctx) }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/location"
 )
@@ -75,10 +76,8 @@ func (c *Checker) Sync(ctx context.Context) error {
 			}
 			break
 		}
-		for _, ev := range events {
-			if err := c.applyEvent(ctx, ev); err != nil {
-				return fmt.Errorf("sync event %d (%s): %w", ev.Seq, ev.Type, err)
-			}
+		if err := c.Apply(ctx, events...); err != nil {
+			return fmt.Errorf("sync events %d-%d: %w", events[0].Seq, events[len(events)-1].Seq, err)
 		}
 		from = events[len(events)-1].Seq
 	}
@@ -88,60 +87,63 @@ func (c *Checker) Sync(ctx context.Context) error {
 
 // reload replaces the whole snapshot with a fresh load.
 func (c *Checker) reload(ctx context.Context) error {
-	return c.publish(func(next *snapshot) error {
-		snap, err := loadSnapshot(ctx, c.db, next.reg)
-		if err != nil {
-			return err
-		}
-		*next = *snap
-		return nil
-	})
+	return c.refresh(ctx, parts{reload: true})
 }
 
-// applyEvent brings the entities a change event names in step with the
-// database. Refreshes read the current rows, so applying an event twice, or
-// one this process already applied, changes nothing.
-func (c *Checker) applyEvent(ctx context.Context, ev audit.Event) error {
+// Apply brings the snapshot in step with committed change events, all in
+// one new snapshot: the one mapping from what was committed to what checks
+// see. Sync applies what other processes committed; Admin applies what it
+// has just committed. Every part an event names is read again from the
+// database, so applying an event twice, or one this process already
+// applied, changes nothing. Events that change nothing a decision reads
+// are ignored.
+func (c *Checker) Apply(ctx context.Context, events ...audit.Event) error {
+	var p parts
+	for _, ev := range events {
+		p.addEvent(ev)
+	}
+	if p.empty() {
+		return nil
+	}
+	return c.refresh(ctx, p)
+}
+
+// addEvent adds the parts of the snapshot an event changed.
+func (p *parts) addEvent(ev audit.Event) {
 	switch ev.Type {
 	case audit.TypeLogin, audit.TypeLoginFailed, audit.TypeLogout, audit.TypePasswordChanged,
-		audit.TypeAPIKeyCreated, audit.TypeAPIKeyRevoked, audit.TypeRegistryChanged:
-		return nil // nothing a decision reads (the registry is each process's configuration)
+		audit.TypeAPIKeyCreated, audit.TypeAPIKeyRevoked, audit.TypeRegistryChanged,
+		audit.TypeDecisionDenied, audit.TypeDecisionAllowed, audit.TypeDecisionsDropped:
+		return // nothing a decision reads (the registry is each process's configuration)
 	case audit.TypeDepartmentCreated:
 		if id, ok := ev.Details["department_id"].(string); ok {
-			return c.RefreshDepartment(ctx, id)
+			p.departments = append(p.departments, id)
+		} else {
+			p.reload = true
 		}
-		return c.reload(ctx)
 	case audit.TypeLocationCreated, audit.TypeLocationMoved, audit.TypeLocationDeleted:
-		return c.syncLocation(ctx, ev.LocationID)
+		p.locations = append(p.locations, ev.LocationID)
 	case audit.TypeModuleEnabled, audit.TypeApprovalRequired:
-		return c.syncMunicipality(ctx, ev.LocationID)
+		p.municipalities = append(p.municipalities, ev.LocationID)
 	case audit.TypeImpersonationStart, audit.TypeImpersonationStop:
-		if err := c.refreshSessions(ctx); err != nil {
-			return err
-		}
+		p.sessions = true
 	case audit.TypeLink, audit.TypeUnlink, audit.TypeOrganisationCreated, audit.TypeOrganisationDeleted,
-		"organisation_updated":
-		if err := c.RefreshAffiliations(ctx); err != nil {
-			return err
-		}
+		affiliation.TypeOrganisationUpdated:
+		p.affiliations = true
 	case audit.TypeUserDeleted:
-		if err := c.refreshSessions(ctx); err != nil {
-			return err
-		}
-		if err := c.RefreshAffiliations(ctx); err != nil {
-			return err
-		}
+		p.sessions, p.affiliations = true, true
+	case audit.TypeUserActive, audit.TypeSuperAdmin:
+		p.sessions = true // deactivating an admin or taking the flag ends its sessions
 	}
 	if ev.UserID != "" {
-		return c.RefreshUser(ctx, ev.UserID)
+		p.users = append(p.users, ev.UserID)
 	}
-	return nil
 }
 
 // syncLocation applies the current state of location id (and its subtree)
-// to the tree and, for a deleted subtree, refreshes whoever held something
-// in it, all in one published snapshot.
-func (c *Checker) syncLocation(ctx context.Context, id string) error {
+// to next's tree and, for a deleted subtree, reads again whoever held
+// something in it.
+func (c *Checker) syncLocation(ctx context.Context, next *snapshot, id string) error {
 	var (
 		loc      location.Location
 		parent   sql.NullString
@@ -157,36 +159,34 @@ func (c *Checker) syncLocation(ctx context.Context, id string) error {
 		return fmt.Errorf("read location: %w", err)
 	}
 	loc.ParentID = parent.String
-	return c.publish(func(next *snapshot) error {
-		current, known := next.tree.Get(id)
-		switch {
-		case notFound || deleted != 0:
-			if !known {
-				return nil
-			}
-			var affected []string
-			next.users.each(func(uid string, u *userState) bool {
-				if u.holdsWithin(next, id) {
-					affected = append(affected, uid)
-				}
-				return true
-			})
-			if err := next.applyLocation(func(t *location.Tree) error { t.Remove(id); return nil }); err != nil {
-				return err
-			}
-			return c.refreshInto(ctx, next, affected)
-		case !known:
-			return next.applyLocation(func(t *location.Tree) error { return t.Add(loc) })
-		case current.ParentID != loc.ParentID:
-			return next.applyLocation(func(t *location.Tree) error { return t.Move(id, loc.ParentID) })
+	current, known := next.tree.Get(id)
+	switch {
+	case notFound || deleted != 0:
+		if !known {
+			return nil
 		}
-		return nil
-	})
+		var affected []string
+		next.users.each(func(uid string, u *userState) bool {
+			if u.holdsWithin(next, id) {
+				affected = append(affected, uid)
+			}
+			return true
+		})
+		if err := next.applyLocation(location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}}); err != nil {
+			return err
+		}
+		return c.refreshInto(ctx, next, affected)
+	case !known:
+		return next.applyLocation(location.Change{Kind: location.ChangeCreated, Location: loc})
+	case current.ParentID != loc.ParentID:
+		return next.applyLocation(location.Change{Kind: location.ChangeMoved, Location: loc})
+	}
+	return nil
 }
 
-// syncMunicipality re-reads the module and approval settings of a
-// municipality.
-func (c *Checker) syncMunicipality(ctx context.Context, id string) error {
+// syncMunicipality reads again the module and approval settings of a
+// municipality into next.
+func (c *Checker) syncMunicipality(ctx context.Context, next *snapshot, id string) error {
 	var modules []moduleSettingRow
 	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&modules).Error; err != nil {
 		return fmt.Errorf("read module settings: %w", err)
@@ -195,23 +195,21 @@ func (c *Checker) syncMunicipality(ctx context.Context, id string) error {
 	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&approval).Error; err != nil {
 		return fmt.Errorf("read municipality settings: %w", err)
 	}
-	return c.publish(func(next *snapshot) error {
-		for module := range next.disabled {
-			next.withModuleEnabled(id, module, true)
+	for module := range next.disabled {
+		next.withModuleEnabled(id, module, true)
+	}
+	for _, r := range modules {
+		next.withModuleEnabled(id, r.Module, r.Enabled)
+	}
+	off := maps.Clone(next.approvalOff)
+	delete(off, id)
+	for _, r := range approval {
+		if !r.ApprovalRequired {
+			off[id] = struct{}{}
 		}
-		for _, r := range modules {
-			next.withModuleEnabled(id, r.Module, r.Enabled)
-		}
-		off := maps.Clone(next.approvalOff)
-		delete(off, id)
-		for _, r := range approval {
-			if !r.ApprovalRequired {
-				off[id] = struct{}{}
-			}
-		}
-		next.approvalOff = off
-		return nil
-	})
+	}
+	next.approvalOff = off
+	return nil
 }
 
 // startSync runs the polling loop: every interval, and whenever Wake is

@@ -321,29 +321,10 @@ func (t *Tree) IsWithin(x, y string) bool {
 	return ok && t.within(xi, yi)
 }
 
-// IsWithinIndex is IsWithin on interned indexes (see Index); removed or
-// out-of-range indexes lie nowhere.
-func (t *Tree) IsWithinIndex(x, y int32) bool {
-	defer t.rlock()()
-	n := int32(len(t.nodes))
-	if x < 0 || y < 0 || x >= n || y >= n || t.nodes[x].removed || t.nodes[y].removed {
-		return false
-	}
-	return t.within(x, y)
-}
-
 func (t *Tree) within(x, y int32) bool {
 	ax := t.nodes[x].anc
 	d := len(t.nodes[y].anc) - 1
 	return d < len(ax) && ax[d] == y
-}
-
-// Index returns the interned index of id, stable while id stays in this
-// Tree (and its clones); indexes of removed locations are never reused.
-func (t *Tree) Index(id string) (int32, bool) {
-	defer t.rlock()()
-	i, ok := t.index[id]
-	return i, ok
 }
 
 // Len returns the number of locations in the tree.

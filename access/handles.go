@@ -1,0 +1,168 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/location"
+)
+
+// Handles: a request names its subject, action and municipality by
+// strings; resolving them costs hash lookups that a server can do once per
+// request (the subject) or once per route (the action and the place) and
+// then decide with Decide, which looks nothing up by string. A handle
+// belongs to the Checker that issued it and stays valid across snapshots:
+// it names a user, action or location, never a state of it. A zero handle,
+// one of another Checker, or one whose user or location no longer exists
+// denies (ReasonInvalid).
+
+// checkerIDs numbers Checkers so that a handle is honoured only by its own.
+var checkerIDs atomic.Uint32
+
+// Principal is a resolved Subject (see Checker.Resolve). The zero Principal
+// denies.
+type Principal struct {
+	checker uint32
+	user    uint32 // dense index + 1; 0 for anonymous
+	imp     uint32 // the impersonator's dense index + 1; 0 for none
+}
+
+// ActionID is a resolved module action (see Checker.Action). The zero
+// ActionID denies.
+type ActionID struct {
+	checker uint32
+	action  uint32 // index + 1
+}
+
+// Place is a resolved municipality (see Checker.Place), or none, for
+// platform modules. The zero Place denies.
+type Place struct {
+	checker uint32
+	loc     int32 // tree index; -1 for none
+}
+
+// Resolve resolves s for Decide, with the errors of Check: ErrInvalidInput
+// for System(), users.ErrNotFound for an unknown user and ErrInvalidToken
+// for an impersonation without a live session. A deleted or inactive user
+// resolves (Decide denies it ReasonUserInactive), and so does anonymous.
+// Decide re-checks the user's state and the impersonation session at every
+// call: a handle never outlives what it stands for.
+func (c *Checker) Resolve(ctx context.Context, s Subject) (Principal, error) {
+	snap := c.snapshot()
+	sub, err := c.resolveSubject(snap, &s, "checks")
+	if err != nil {
+		return Principal{}, err
+	}
+	p := Principal{checker: c.id}
+	if sub.u != nil {
+		p.user = sub.u.idx + 1
+	}
+	if s.ImpersonatorID != "" && sub.u != nil {
+		// Of an inactive user the session was not looked at: the handle
+		// still stands for the impersonation, and denies when the admin is
+		// unknown.
+		p.imp = ^uint32(0)
+		if imp, ok := snap.users.get(s.ImpersonatorID); ok {
+			p.imp = imp.idx + 1
+		}
+	}
+	return p, nil
+}
+
+// Action resolves module.action for Decide: ErrUnknownModule or
+// ErrUnknownAction when the registry does not declare it.
+func (c *Checker) Action(module, action string) (ActionID, error) {
+	ai, err := c.snapshot().reg.action(module, action)
+	if err != nil {
+		return ActionID{}, err
+	}
+	return ActionID{checker: c.id, action: uint32(ai) + 1}, nil
+}
+
+// Place resolves a municipality for Decide, with the errors of Check's
+// Request.Municipality: ErrInvalidInput for a malformed ID or a location of
+// another level, location.ErrNotFound for an unknown one. An empty ID is
+// "no municipality", for platform modules (Decide denies other modules
+// there, as Check refuses them).
+func (c *Checker) Place(locationID string) (Place, error) {
+	if locationID == "" {
+		return Place{checker: c.id, loc: -1}, nil
+	}
+	snap := c.snapshot()
+	i, err := treeIndex(snap, "municipality", locationID)
+	if err != nil {
+		return Place{}, err
+	}
+	if level := snap.view.LevelIndex(i); level != location.Municipality {
+		return Place{}, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, locationID, level)
+	}
+	return Place{checker: c.id, loc: i}, nil
+}
+
+// Decide is the gate decision of Check (a request without a resource) on
+// handles: steps 2-9 of SPEC §2 on the current snapshot, with no error and
+// no allocation. Denied decisions are audited as Check's are. A zero or
+// foreign handle, a user or location that no longer exists, or an
+// impersonation whose session has ended denies with ReasonInvalid.
+func (c *Checker) Decide(p Principal, a ActionID, at Place) Decision {
+	snap := c.snapshot()
+	var sub subject
+	d := c.decideHandles(snap, &sub, p, a, at)
+	if !d.Allowed || c.auditAllowed {
+		c.recordHandles(snap, &sub, a, at, &d)
+	}
+	return d
+}
+
+// decideHandles is Decide without the audit; it fills sub with the
+// subject it resolved.
+func (c *Checker) decideHandles(snap *snapshot, sub *subject, p Principal, a ActionID, at Place) Decision {
+	ai := int(a.action) - 1
+	if a.checker != c.id || p.checker != c.id || at.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
+		return deny(ReasonInvalid)
+	}
+	act := &snap.reg.actions[ai]
+	sc := scope{muniIx: at.loc, recordIx: -1}
+	if at.loc >= 0 && !snap.view.LiveIndex(at.loc) || at.loc < 0 && !act.platform {
+		return deny(ReasonInvalid)
+	}
+	if p.user != 0 {
+		u := snap.users.at(p.user - 1)
+		if u == nil {
+			return deny(ReasonInvalid)
+		}
+		sub.u, sub.inactive = u, u.deleted || !u.active
+		if !sub.inactive && p.imp != 0 {
+			imp := snap.users.at(p.imp - 1)
+			if imp == nil {
+				return deny(ReasonInvalid)
+			}
+			if _, err := c.impersonator(snap, imp.id, u.id); err != nil {
+				return deny(ReasonInvalid)
+			}
+			sub.imp = imp
+		}
+	}
+	return c.decideFor(snap, sub, ai, act, &sc, nil)
+}
+
+// recordHandles queues a decision of Decide for the audit log, without
+// allocating: every string is one the snapshot holds.
+func (c *Checker) recordHandles(snap *snapshot, sub *subject, a ActionID, at Place, d *Decision) {
+	e := audit.Decision{At: c.stamp(), Reason: string(d.Reason), Allowed: d.Allowed}
+	if sub.u != nil {
+		e.ActorID = sub.u.id
+	}
+	if sub.imp != nil {
+		e.ImpersonatorID = sub.imp.id
+	}
+	if ai := int(a.action) - 1; uint(ai) < uint(len(snap.reg.actions)) {
+		e.Module, e.Action = snap.reg.actions[ai].module, snap.reg.actions[ai].action
+	}
+	if at.loc >= 0 {
+		e.LocationID = snap.view.IDIndex(at.loc)
+	}
+	c.audit.RecordDecision(e)
+}
