@@ -87,7 +87,7 @@ func migrateGalera(ctx context.Context, conn *gorm.DB, fn func(tx *gorm.DB) erro
 	for n := 1; ; n++ {
 		// An expired lease belongs to a process that died: take it away.
 		// Two nodes doing so at once is harmless; one INSERT below wins.
-		err := conn.Exec("DELETE FROM "+leaseTable+" WHERE id = 1 AND expires_at < UTC_TIMESTAMP(6)").Error
+		err := conn.Exec("DELETE FROM " + leaseTable + " WHERE id = 1 AND expires_at < UTC_TIMESTAMP(6)").Error
 		if err == nil {
 			err = conn.Exec("INSERT INTO "+leaseTable+" (id, holder, expires_at) VALUES (1, ?, UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
 				holder, int(leaseTTL/time.Second)).Error

@@ -62,4 +62,3 @@ func writerLock(db *gorm.DB) *sync.Mutex {
 	mu, _ := writers.LoadOrStore(sqlDB, &sync.Mutex{})
 	return mu.(*sync.Mutex)
 }
-
