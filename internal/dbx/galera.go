@@ -23,15 +23,16 @@ func IsGalera(ctx context.Context, db *gorm.DB) bool {
 	if DialectOf(db) != MySQL {
 		return false
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return false
-	}
-	if v, ok := galeraPools.Load(sqlDB); ok {
-		return v.(bool)
+	// Inside a transaction or on a dedicated connection there is no pool
+	// to cache by: probe every time.
+	sqlDB, poolErr := db.DB()
+	if poolErr == nil {
+		if v, ok := galeraPools.Load(sqlDB); ok {
+			return v.(bool)
+		}
 	}
 	var on sql.NullInt64
-	err = sqlDB.QueryRowContext(ctx, "SELECT @@wsrep_on").Scan(&on)
+	err := db.WithContext(ctx).Raw("SELECT @@wsrep_on").Row().Scan(&on)
 	var myErr *mysql.MySQLError
 	switch {
 	case err == nil:
@@ -41,7 +42,9 @@ func IsGalera(ctx context.Context, db *gorm.DB) bool {
 		return false
 	}
 	galera := on.Valid && on.Int64 == 1
-	galeraPools.Store(sqlDB, galera)
+	if poolErr == nil {
+		galeraPools.Store(sqlDB, galera)
+	}
 	return galera
 }
 
@@ -73,8 +76,11 @@ const (
 	leasePollMax = 500 * time.Millisecond
 )
 
-// migrateGalera runs fn on conn while holding the cluster-wide lease.
-func migrateGalera(ctx context.Context, conn *gorm.DB, fn func(tx *gorm.DB) error) error {
+// migrateGalera runs fn on one connection of db while holding the
+// cluster-wide lease. The lease is taken, renewed and released through the
+// pool, so a renewal never waits behind a long DDL statement of fn.
+func migrateGalera(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	conn := db.Session(&gorm.Session{})
 	if err := conn.Exec("CREATE TABLE IF NOT EXISTS " + leaseTable + ` (
 		id INT NOT NULL PRIMARY KEY,
 		holder VARCHAR(64) NOT NULL,
@@ -129,5 +135,7 @@ func migrateGalera(ctx context.Context, conn *gorm.DB, fn func(tx *gorm.DB) erro
 		// Released with a context of its own: the caller's may have ended.
 		conn.WithContext(context.Background()).Exec("DELETE FROM "+leaseTable+" WHERE id = 1 AND holder = ?", holder)
 	}()
-	return fn(conn)
+	return db.Connection(func(conn *gorm.DB) error {
+		return fn(conn.Session(&gorm.Session{}))
+	})
 }

@@ -31,13 +31,13 @@ func Migrate(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error
 			return fn(tx)
 		})
 	case MySQL:
+		if IsGalera(ctx, db) {
+			return migrateGalera(ctx, db, fn)
+		}
 		return db.Connection(func(conn *gorm.DB) error {
 			// A new session, so that each statement below starts clean
 			// instead of accumulating clauses on the connection's statement.
 			conn = conn.Session(&gorm.Session{})
-			if IsGalera(ctx, conn) {
-				return migrateGalera(ctx, conn, fn)
-			}
 			var name string
 			if err := conn.Raw("SELECT DATABASE()").Scan(&name).Error; err != nil {
 				return fmt.Errorf("migration lock: %w", err)

@@ -22,23 +22,36 @@ import (
 // transaction too, so the error goes up to the outermost Tx, which re-runs
 // the whole.
 //
-// On SQLite, transactions on one connection pool also take a Go mutex
-// first: SQLite lets waiting writers retry until the busy timeout without
-// any fairness, so a steady stream of writes (the audit writer under a flood
-// of denied checks) could starve another writer into SQLITE_BUSY; the
-// mutex queues them fairly instead.
+// Top-level transactions on one connection pool also queue on a Go mutex
+// where concurrency within a process only hurts:
+//
+//   - SQLite lets waiting writers retry until the busy timeout without any
+//     fairness, so a steady stream of writes (the audit writer under a
+//     flood of denied checks) could starve another writer into
+//     SQLITE_BUSY; the mutex queues them fairly instead.
+//   - On a Galera node every townhall write updates the audit head row, so
+//     a process's writers are serialised by its lock anyway, and each one
+//     waiting for it is aborted by the next write set replicated from
+//     another node. Queued, a process has one write in flight, which only
+//     conflicts with the other nodes' ones.
+//
+// The mutex is released while Tx sleeps between attempts.
 func Tx(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	if inTx(db) {
 		return db.WithContext(ctx).Transaction(fn)
 	}
-	if DialectOf(db) == SQLite {
-		if mu := writerLock(db); mu != nil {
-			mu.Lock()
-			defer mu.Unlock()
-		}
+	var mu *sync.Mutex
+	if DialectOf(db) == SQLite || IsGalera(ctx, db) {
+		mu = writerLock(db)
 	}
 	for n := 1; ; n++ {
+		if mu != nil {
+			mu.Lock()
+		}
 		err := db.WithContext(ctx).Transaction(fn)
+		if mu != nil {
+			mu.Unlock()
+		}
 		if n == MaxAttempts || !Retryable(err) || !pause(ctx, retryDelay(n)) {
 			return err
 		}
@@ -51,7 +64,7 @@ func inTx(db *gorm.DB) bool {
 	return ok && committer != nil
 }
 
-// writers holds one mutex per SQLite connection pool.
+// writers holds one mutex per SQLite or Galera connection pool.
 var writers sync.Map // *sql.DB → *sync.Mutex
 
 func writerLock(db *gorm.DB) *sync.Mutex {
