@@ -36,8 +36,6 @@ func Galera(t testing.TB) []string {
 		t.Fatalf("dbtest: galera: %v", err)
 	}
 	name := uniqueName()
-	// DDL is replicated in total order: every node has the database when
-	// this returns.
 	if err := admin.Exec("CREATE DATABASE " + name).Error; err != nil {
 		t.Fatalf("dbtest: create database: %v", err)
 	}
@@ -50,6 +48,18 @@ func Galera(t testing.TB) []string {
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
 			t.Fatalf("dbtest: galera dsn %d: %v", i, err)
+		}
+		// DDL is ordered cluster-wide but applied on each node in its
+		// turn: wait until this node has the database (a causal read).
+		node, err := gorm.Open(gmysql.Open(cfg.FormatDSN()), gormConfig())
+		if err != nil {
+			t.Fatalf("dbtest: galera node %d: %v", i, err)
+		}
+		var found []string
+		err = node.Raw("SET STATEMENT wsrep_sync_wait=15 FOR SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?", name).Scan(&found).Error
+		closeDB(node)
+		if err != nil || len(found) != 1 {
+			t.Fatalf("dbtest: galera node %d does not have database %s: %v", i, name, err)
 		}
 		cfg.DBName = name
 		out[i] = cfg.FormatDSN()
