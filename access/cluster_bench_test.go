@@ -2,6 +2,8 @@ package access_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -19,11 +21,16 @@ import (
 func benchmarkGrants(b *testing.B, ps []*townhall.Platform) {
 	ctx := context.Background()
 	seedClusterTree(b, ps[0])
-	for i, p := range ps {
+	// One user per goroutine (concurrent grants of one role to one user
+	// are not what is measured here).
+	goroutines := runtime.GOMAXPROCS(0)
+	for _, p := range ps {
 		if err := p.Checker.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if err := member(ctx, p, "bench"+string(rune('a'+i)), "M1"); err != nil {
+	}
+	for g := range goroutines {
+		if err := member(ctx, ps[g%len(ps)], fmt.Sprintf("bench%d", g), "M1"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -31,9 +38,8 @@ func benchmarkGrants(b *testing.B, ps []*townhall.Platform) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		n := next.Add(1)
-		i := int(n) % len(ps)
-		p, user := ps[i], "bench"+string(rune('a'+i))
+		g := int(next.Add(1)-1) % goroutines
+		p, user := ps[g%len(ps)], fmt.Sprintf("bench%d", g)
 		for k := 0; pb.Next(); k++ {
 			var err error
 			if k%2 == 0 {

@@ -313,9 +313,11 @@ func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
 		}
 		h.LastHash = r.Hash
 	}
-	if err := tx.CreateInBatches(&rs, insertBatch).Error; err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
+	// The head moves before the events are written. On Galera another
+	// node's append is applied here row by row in its order: with the head
+	// first, it collides with this transaction's head lock and aborts it
+	// as a conflict (retried), never with an event row of the same Seq as a
+	// duplicate key.
 	res := tx.Model(&head{}).Where("id = ?", headID).
 		Updates(map[string]any{"last_seq": h.LastSeq, "last_hash": h.LastHash})
 	if res.Error != nil {
@@ -323,6 +325,9 @@ func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
 	}
 	if res.RowsAffected != 1 {
 		return errors.New("update head: head row missing")
+	}
+	if err := tx.CreateInBatches(&rs, insertBatch).Error; err != nil {
+		return fmt.Errorf("insert events: %w", err)
 	}
 	return nil
 }
