@@ -24,6 +24,11 @@ const (
 	retryCap    = 128 * time.Millisecond
 )
 
+// ErrConflict marks an error a caller knows to be a lost race with a
+// concurrent transaction (say, a key taken under a lock that, on Galera,
+// only holds on one node); Retryable reports it as retryable.
+var ErrConflict = errors.New("conflict with a concurrent transaction")
+
 // Retryable reports whether err means the database rolled the whole
 // transaction back because it lost a conflict with another one, so running
 // it again from the start is safe and may succeed:
@@ -32,13 +37,17 @@ const (
 //     deadlock, and on Galera a certification failure or a brute-force
 //     abort by a replicated write set;
 //   - PostgreSQL 40001 (serialization_failure) and 40P01
-//     (deadlock_detected).
+//     (deadlock_detected);
+//   - anything wrapping ErrConflict.
 //
 // Lost connections are not retryable here: whether the commit happened is
 // unknown.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, ErrConflict) {
+		return true
 	}
 	var myErr *mysql.MySQLError
 	if errors.As(err, &myErr) {

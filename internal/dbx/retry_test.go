@@ -34,6 +34,7 @@ func TestRetryable_ConflictsOnly(t *testing.T) {
 		{"postgres unique violation", &pgconn.PgError{Code: "23505"}, false},
 		{"postgres admin shutdown", &pgconn.PgError{Code: "57P01"}, false},
 		{"lost connection", errors.New("driver: bad connection"), false},
+		{"a lost race the caller recognised", fmt.Errorf("insert events: %w: %w", dbx.ErrConflict, &mysql.MySQLError{Number: 1062}), true},
 		{"nil", nil, false},
 	}
 	for _, tt := range tests {
