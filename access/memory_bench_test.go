@@ -57,21 +57,25 @@ func BenchmarkSnapshotMemory(b *testing.B) {
 // BenchmarkSnapshotMemoryCasbin is the baseline: Casbin's SyncedEnforcer
 // holding the same casbin_rule rows (read through gorm-adapter).
 func BenchmarkSnapshotMemoryCasbin(b *testing.B) {
-	benchmarkRetained(b, func() (any, func()) {
-		m, err := model.NewModelFromString(casbinFastestModel)
-		if err != nil {
-			b.Fatal(err)
-		}
-		db := bench.p.DB()
-		gormadapter.TurnOffAutoMigrate(db)
-		adapter, err := gormadapter.NewAdapterByDBUseTableName(db, "", "casbin_rule")
-		if err != nil {
-			b.Fatal(err)
-		}
-		e, err := casbin.NewSyncedEnforcer(m, adapter)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return e, func() {}
-	})
+	benchmarkRetained(b, func() (any, func()) { return newCasbinEnforcer(b), func() {} })
+}
+
+// newCasbinEnforcer returns Casbin's SyncedEnforcer over the fixture's
+// casbin_rule rows, read through gorm-adapter.
+func newCasbinEnforcer(b *testing.B) *casbin.SyncedEnforcer {
+	m, err := model.NewModelFromString(casbinFastestModel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := bench.p.DB()
+	gormadapter.TurnOffAutoMigrate(db)
+	adapter, err := gormadapter.NewAdapterByDBUseTableName(db, "", "casbin_rule")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := casbin.NewSyncedEnforcer(m, adapter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
 }
