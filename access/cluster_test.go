@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,11 +270,15 @@ func propagation(from, to *townhall.Platform, probe string, rounds int) ([]time.
 	return out, nil
 }
 
-func p99(ds []time.Duration) time.Duration {
+// quantile returns the q-quantile (0 < q ≤ 1) of ds, nearest rank.
+func quantile(ds []time.Duration, q float64) time.Duration {
 	s := slices.Clone(ds)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[(len(s)*99+99)/100-1]
+	slices.Sort(s)
+	return s[max(int(math.Ceil(q*float64(len(s))))-1, 0)]
 }
+
+func p50(ds []time.Duration) time.Duration { return quantile(ds, 0.5) }
+func p99(ds []time.Duration) time.Duration { return quantile(ds, 0.99) }
 
 // openCluster opens one platform per DSN, all at once, as processes
 // starting together would.
@@ -314,16 +318,16 @@ func loadRun(ws []*writer, ops, usersPer int, stop <-chan struct{}) time.Duratio
 const (
 	// A platform's writes to one Galera node are queued (dbx.Tx), so more
 	// workers only queue longer.
-	clusterWorkers  = 4
+	clusterWorkers  = 2
 	clusterUsersPer = 4
-	// clusterOps is per worker: 4 × 126 = 504 writes per platform.
-	clusterOps = 126
+	// clusterOps is per worker: 2 × 252 = 504 writes per platform.
+	clusterOps = 252
 )
 
 // TestGalera_TwoPlatformsOnTwoNodes opens three platforms on a new database
 // through three nodes at once (the migration lease holds cluster-wide),
-// then writes 500 grants, revokes and memberships through each of two
-// platforms on two nodes concurrently. Every write succeeds (conflicts are
+// then writes at least 500 grants, revokes and memberships through each of
+// two platforms on two nodes concurrently. Every write succeeds (conflicts are
 // retried), every acknowledged write is in the database as read on the
 // third node, the chain verifies, both snapshots equal a fresh load, and a
 // change through one node shows in the other platform's checks within 1 s
@@ -347,24 +351,35 @@ func TestGalera_TwoPlatformsOnTwoNodes(t *testing.T) {
 	require.NoError(t, a.Checker.Sync(ctx))
 	require.NoError(t, b.Checker.Sync(ctx))
 
+	// The load goes on until the probes are done and each platform has
+	// written its share, so every probe runs under load.
+	const probes = 100
+	stop := make(chan struct{})
+	done := make(chan time.Duration)
+	go func() { done <- loadRun([]*writer{wa, wb}, 1<<20, clusterUsersPer, stop) }()
 	var lat [2][]time.Duration
 	var probeErr [2]error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); lat[0], probeErr[0] = propagation(a, b, "probe_a", 40) }()
-	go func() { defer wg.Done(); lat[1], probeErr[1] = propagation(b, a, "probe_b", 40) }()
-	elapsed := loadRun([]*writer{wa, wb}, clusterOps, clusterUsersPer, nil)
+	go func() { defer wg.Done(); lat[0], probeErr[0] = propagation(a, b, "probe_a", probes) }()
+	go func() { defer wg.Done(); lat[1], probeErr[1] = propagation(b, a, "probe_b", probes) }()
 	wg.Wait()
+	for wa.okOps.Load()+wa.errOps.Load() < clusterWorkers*clusterOps || wb.okOps.Load()+wb.errOps.Load() < clusterWorkers*clusterOps {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	elapsed := <-done
 	require.NoError(t, probeErr[0])
 	require.NoError(t, probeErr[1])
 
 	for _, w := range []*writer{wa, wb} {
 		assert.Zero(t, w.errOps.Load(), "%s: failed writes: %v", w.name, w.errs)
-		assert.Equal(t, int64(clusterWorkers*clusterOps), w.okOps.Load())
+		assert.GreaterOrEqual(t, w.okOps.Load(), int64(clusterWorkers*clusterOps))
 	}
-	t.Logf("galera: %d writes through 2 nodes in %v (%.0f/s); propagation p99 a→b %v, b→a %v",
+	t.Logf("galera: %d writes through 2 nodes in %v (%.0f/s); propagation over %d probes each way: p50 %v/%v, p99 a→b %v, b→a %v",
 		wa.okOps.Load()+wb.okOps.Load(), elapsed.Round(time.Millisecond),
-		float64(wa.okOps.Load()+wb.okOps.Load())/elapsed.Seconds(), p99(lat[0]), p99(lat[1]))
+		float64(wa.okOps.Load()+wb.okOps.Load())/elapsed.Seconds(), probes,
+		p50(lat[0]).Round(time.Millisecond), p50(lat[1]).Round(time.Millisecond), p99(lat[0]), p99(lat[1]))
 	assert.LessOrEqual(t, p99(lat[0]), time.Second, "propagation a→b p99")
 	assert.LessOrEqual(t, p99(lat[1]), time.Second, "propagation b→a p99")
 
