@@ -1,8 +1,9 @@
+# shellcheck shell=bash
 # Shared helpers for the cluster scripts; sourced, not run.
 # Every node lives under $TOWNHALL_CLUSTER_DIR (default /tmp/townhall-cluster)
 # and listens on loopback ports other than the standard 3306 and 5432.
 
-CLUSTER_DIR=${TOWNHALL_CLUSTER_DIR:-/tmp/townhall-cluster}
+export CLUSTER_DIR=${TOWNHALL_CLUSTER_DIR:-/tmp/townhall-cluster}
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }

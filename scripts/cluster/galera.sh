@@ -15,6 +15,7 @@
 # Idempotent: "up" and "start" leave running nodes alone. Runs as root
 # (SST with mariabackup needs it), so mariadbd runs with --user=root.
 set -euo pipefail
+# shellcheck source=scripts/cluster/common.sh
 . "$(dirname "$0")/common.sh"
 
 DIR=$CLUSTER_DIR/galera

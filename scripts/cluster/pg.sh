@@ -16,6 +16,7 @@
 # root, so the servers run as the postgres user. Idempotent: "up" leaves
 # running servers alone; after "down", "up" makes a fresh pair.
 set -euo pipefail
+# shellcheck source=scripts/cluster/common.sh
 . "$(dirname "$0")/common.sh"
 
 DIR=$CLUSTER_DIR/pg
