@@ -80,8 +80,8 @@ const (
 // cluster-wide lease. The lease is taken, renewed and released through the
 // pool, so a renewal never waits behind a long DDL statement of fn.
 func migrateGalera(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
-	conn := db.Session(&gorm.Session{})
-	if err := conn.Exec("CREATE TABLE IF NOT EXISTS " + leaseTable + ` (
+	pool := db.Session(&gorm.Session{})
+	if err := pool.Exec("CREATE TABLE IF NOT EXISTS " + leaseTable + ` (
 		id INT NOT NULL PRIMARY KEY,
 		holder VARCHAR(64) NOT NULL,
 		expires_at DATETIME(6) NOT NULL
@@ -93,9 +93,9 @@ func migrateGalera(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error)
 	for n := 1; ; n++ {
 		// An expired lease belongs to a process that died: take it away.
 		// Two nodes doing so at once is harmless; one INSERT below wins.
-		err := conn.Exec("DELETE FROM " + leaseTable + " WHERE id = 1 AND expires_at < UTC_TIMESTAMP(6)").Error
+		err := pool.Exec("DELETE FROM " + leaseTable + " WHERE id = 1 AND expires_at < UTC_TIMESTAMP(6)").Error
 		if err == nil {
-			err = conn.Exec("INSERT INTO "+leaseTable+" (id, holder, expires_at) VALUES (1, ?, UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
+			err = pool.Exec("INSERT INTO "+leaseTable+" (id, holder, expires_at) VALUES (1, ?, UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
 				holder, int(leaseTTL/time.Second)).Error
 		}
 		if err == nil {
@@ -124,7 +124,7 @@ func migrateGalera(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error)
 			case <-t.C:
 				// A failed renewal is retried on the next tick; the lease
 				// only lapses after leaseTTL without one.
-				conn.Exec("UPDATE "+leaseTable+" SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? SECOND WHERE id = 1 AND holder = ?",
+				pool.Exec("UPDATE "+leaseTable+" SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? SECOND WHERE id = 1 AND holder = ?",
 					int(leaseTTL/time.Second), holder)
 			}
 		}
@@ -133,7 +133,7 @@ func migrateGalera(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error)
 		close(stop)
 		<-renewed
 		// Released with a context of its own: the caller's may have ended.
-		conn.WithContext(context.Background()).Exec("DELETE FROM "+leaseTable+" WHERE id = 1 AND holder = ?", holder)
+		pool.WithContext(context.Background()).Exec("DELETE FROM "+leaseTable+" WHERE id = 1 AND holder = ?", holder)
 	}()
 	return db.Connection(func(conn *gorm.DB) error {
 		return fn(conn.Session(&gorm.Session{}))
