@@ -3,8 +3,8 @@ package access_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
