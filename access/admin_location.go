@@ -60,6 +60,7 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 	}
 	var deactivated []string
 	g.write = func(tx *gorm.DB) ([]string, error) {
+		deactivated = nil // dbx.Tx may run this again
 		var err error
 		if deleted, err = a.locations.DeleteTx(ctx, tx, id); err != nil {
 			return nil, err

@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/casbin/casbin/v2"
-	"github.com/casbin/casbin/v2/model"
-	gormadapter "github.com/casbin/gorm-adapter/v3"
-
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
 	"github.com/civicstack/townhall/internal/benchdata"
@@ -310,20 +306,7 @@ m = g(r.sub, p.sub, r.dom) && keyMatch(r.dom, p.dom) && r.obj == p.obj && r.act 
 // same requests.
 func BenchmarkCasbinSyncedEnforcer(b *testing.B) {
 	benchPlatform(b)
-	m, err := model.NewModelFromString(casbinFastestModel)
-	if err != nil {
-		b.Fatal(err)
-	}
-	db := bench.p.DB()
-	gormadapter.TurnOffAutoMigrate(db)
-	adapter, err := gormadapter.NewAdapterByDBUseTableName(db, "", "casbin_rule")
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := casbin.NewSyncedEnforcer(m, adapter)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := newCasbinEnforcer(b)
 	reqs := bench.gate
 	benchDecisions(b, len(reqs), func(i int) bool {
 		r := &reqs[i]

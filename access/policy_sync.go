@@ -49,7 +49,7 @@ func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *compiled)
 	want := policyRows(reg)
 	key := func(r []string) string { return r[0] + "\x00" + r[1] + "\x00" + r[2] + "\x00" + r[3] }
 	return dbx.Migrate(ctx, db, func(conn *gorm.DB) error {
-		return conn.Transaction(func(tx *gorm.DB) error {
+		return dbx.Tx(ctx, conn, func(tx *gorm.DB) error {
 			return writePolicy(ctx, tx, log, want, key)
 		})
 	})

@@ -137,6 +137,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) ([]audit.Event, 
 	}
 	var touched []string
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		touched = touched[:0] // dbx.Tx may run this again
 		events, err := fn(tx)
 		if err != nil {
 			return err

@@ -3,6 +3,10 @@ package audit
 import (
 	"context"
 	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/civicstack/townhall/internal/dbx"
 )
 
 // decisionTypes are the events that record decisions, not changes.
@@ -22,16 +26,24 @@ func IsDecision(typ string) bool {
 // Head returns the Seq of the last committed event (0 for an empty log).
 // Every write townhall makes commits its events, so Head is the database's
 // revision: a reader that has applied every change event up to Head is in
-// step with the database.
+// step with the database. On a Galera node the read is causal
+// (wsrep_sync_wait): it waits until the node has applied every write the
+// cluster committed before the call, so what follows on this node reads at
+// least that state.
 func (l *Log) Head(ctx context.Context) (int64, error) {
 	if l == nil || l.db == nil {
 		return 0, errNilDB
 	}
-	var h head
-	if err := l.db.WithContext(ctx).Where("id = ?", headID).Take(&h).Error; err != nil {
+	db := l.db.WithContext(ctx)
+	var seq []int64
+	if err := db.Raw(dbx.CausalRead(ctx, db)+"SELECT last_seq FROM "+head{}.TableName()+" WHERE id = ?", headID).
+		Scan(&seq).Error; err != nil {
 		return 0, fmt.Errorf("audit: read head: %w", err)
 	}
-	return h.LastSeq, nil
+	if len(seq) != 1 {
+		return 0, fmt.Errorf("audit: read head: %w", gorm.ErrRecordNotFound)
+	}
+	return seq[0], nil
 }
 
 // Changes returns up to limit change events (decision events skipped) with

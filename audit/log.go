@@ -313,9 +313,10 @@ func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
 		}
 		h.LastHash = r.Hash
 	}
-	if err := tx.CreateInBatches(&rs, insertBatch).Error; err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
+	// The head moves before the events are written. On Galera another
+	// node's append is applied here row by row in its order: with the head
+	// first, it collides with this transaction's head lock and aborts it
+	// as a conflict (retried) before its events are written.
 	res := tx.Model(&head{}).Where("id = ?", headID).
 		Updates(map[string]any{"last_seq": h.LastSeq, "last_hash": h.LastHash})
 	if res.Error != nil {
@@ -323,6 +324,16 @@ func (l *Log) appendAfter(tx *gorm.DB, h head, rs []*record) error {
 	}
 	if res.RowsAffected != 1 {
 		return errors.New("update head: head row missing")
+	}
+	if err := tx.CreateInBatches(&rs, insertBatch).Error; err != nil {
+		if dbx.IsUniqueViolation(err) {
+			// The Seq was taken under the head lock, so only another
+			// node's append can hold it: a lost race, as when the
+			// server reports the abort (the error it reports depends
+			// on timing).
+			return fmt.Errorf("insert events: %w: %w", dbx.ErrConflict, err)
+		}
+		return fmt.Errorf("insert events: %w", err)
 	}
 	return nil
 }

@@ -103,6 +103,7 @@ func (s *Store) loginFailed(ctx context.Context, id, reason string, cause error)
 func (s *Store) countFailure(ctx context.Context, id, reason string, now time.Time) error {
 	result := ErrInvalidCredentials
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		result = ErrInvalidCredentials // dbx.Tx may run this again
 		row, err := lockUser(tx, id)
 		if err != nil {
 			// Deleted meanwhile: to the caller it is an unknown user.
@@ -156,6 +157,7 @@ func (s *Store) loginSucceeded(ctx context.Context, id string, now time.Time) (*
 	var out *User
 	result := error(nil)
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		out, result = nil, nil // dbx.Tx may run this again
 		row, err := lockUser(tx, id)
 		switch {
 		case errors.Is(err, ErrNotFound):

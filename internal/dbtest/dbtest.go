@@ -4,7 +4,9 @@
 // directory. With TOWNHALL_TEST_POSTGRES_DSN set, each call creates a fresh
 // schema on that server; with TOWNHALL_TEST_MYSQL_DSN set, a fresh database.
 // Either is dropped when the test ends. Names are random, so packages running
-// in parallel never collide.
+// in parallel never collide. Galera and PGFailover give tests a fresh
+// database on the clusters scripts/cluster starts (GaleraEnv,
+// PGFailoverEnv), and skip without them.
 package dbtest
 
 import (

@@ -2,10 +2,6 @@ package dbx
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
-	"hash/fnv"
 	"sync"
 
 	"gorm.io/gorm"
@@ -15,19 +11,51 @@ import (
 // nil and rolls back otherwise, so a failed write leaves nothing behind.
 // Nested calls (db already in a transaction) use a savepoint.
 //
-// On SQLite, transactions on one connection pool also take a Go mutex
-// first: SQLite lets waiting writers retry until the busy timeout without
-// any fairness, so a steady stream of writes (the audit writer under a flood
-// of denied checks) could starve another writer into SQLITE_BUSY; the
-// mutex queues them fairly instead.
+// When the transaction loses a conflict (Retryable: a deadlock, a Galera
+// certification failure, a PostgreSQL serialization failure), the database
+// has rolled all of it back, and Tx runs fn again in a new transaction, up
+// to MaxAttempts times in all with jittered exponential backoff; the last
+// error is returned when every attempt lost. fn must therefore be safe to
+// re-run: it may only act through tx, and must reset anything it captures
+// from the enclosing function (results are read after Tx returns). Nested
+// calls never retry on their own: the conflict aborted the outer
+// transaction too, so the error goes up to the outermost Tx, which re-runs
+// the whole.
+//
+// Top-level transactions on one connection pool also queue on a Go mutex
+// where concurrency within a process only hurts:
+//
+//   - SQLite lets waiting writers retry until the busy timeout without any
+//     fairness, so a steady stream of writes (the audit writer under a
+//     flood of denied checks) could starve another writer into
+//     SQLITE_BUSY; the mutex queues them fairly instead.
+//   - On a Galera node every townhall write updates the audit head row, so
+//     a process's writers are serialised by its lock anyway, and each one
+//     waiting for it is aborted by the next write set replicated from
+//     another node. Queued, a process has one write in flight, which only
+//     conflicts with the other nodes' ones.
+//
+// The mutex is released while Tx sleeps between attempts.
 func Tx(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
-	if DialectOf(db) == SQLite && !inTx(db) {
-		if mu := writerLock(db); mu != nil {
+	if inTx(db) {
+		return db.WithContext(ctx).Transaction(fn)
+	}
+	var mu *sync.Mutex
+	if DialectOf(db) == SQLite || IsGalera(ctx, db) {
+		mu = writerLock(db)
+	}
+	for n := 1; ; n++ {
+		if mu != nil {
 			mu.Lock()
-			defer mu.Unlock()
+		}
+		err := db.WithContext(ctx).Transaction(fn)
+		if mu != nil {
+			mu.Unlock()
+		}
+		if n == MaxAttempts || !Retryable(err) || !pause(ctx, retryDelay(n)) {
+			return err
 		}
 	}
-	return db.WithContext(ctx).Transaction(fn)
 }
 
 // inTx reports whether db is already inside a transaction.
@@ -36,7 +64,7 @@ func inTx(db *gorm.DB) bool {
 	return ok && committer != nil
 }
 
-// writers holds one mutex per SQLite connection pool.
+// writers holds one mutex per SQLite or Galera connection pool.
 var writers sync.Map // *sql.DB → *sync.Mutex
 
 func writerLock(db *gorm.DB) *sync.Mutex {
@@ -46,49 +74,4 @@ func writerLock(db *gorm.DB) *sync.Mutex {
 	}
 	mu, _ := writers.LoadOrStore(sqlDB, &sync.Mutex{})
 	return mu.(*sync.Mutex)
-}
-
-// Migrate runs fn while holding a lock that serialises townhall migrations
-// across processes sharing the database, so two processes opening the same
-// database at once never race on DDL.
-//
-// PostgreSQL: a transaction-scoped advisory lock keyed by the current schema
-// (DDL is transactional there, so fn runs inside that transaction).
-// MySQL/MariaDB: a named lock held on one connection (DDL is not
-// transactional there). SQLite: an immediate transaction.
-func Migrate(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
-	db = db.WithContext(ctx)
-	switch DialectOf(db) {
-	case Postgres:
-		return db.Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.townhall_migrate'))").Error; err != nil {
-				return fmt.Errorf("migration lock: %w", err)
-			}
-			return fn(tx)
-		})
-	case MySQL:
-		return db.Connection(func(conn *gorm.DB) error {
-			// A new session, so that each statement below starts clean
-			// instead of accumulating clauses on the connection's statement.
-			conn = conn.Session(&gorm.Session{})
-			var name string
-			if err := conn.Raw("SELECT DATABASE()").Scan(&name).Error; err != nil {
-				return fmt.Errorf("migration lock: %w", err)
-			}
-			h := fnv.New64a()
-			h.Write([]byte(name))
-			lock := fmt.Sprintf("townhall_migrate_%x", h.Sum64())
-			var got sql.NullInt64
-			if err := conn.Raw("SELECT GET_LOCK(?, 120)", lock).Row().Scan(&got); err != nil {
-				return fmt.Errorf("migration lock: %w", err)
-			}
-			if !got.Valid || got.Int64 != 1 {
-				return errors.New("migration lock: timed out waiting for another process")
-			}
-			defer conn.Exec("SELECT RELEASE_LOCK(?)", lock)
-			return fn(conn)
-		})
-	default:
-		return db.Transaction(fn)
-	}
 }
