@@ -317,7 +317,13 @@ func describe(user string, req access.Request) string {
 		s += " in " + req.Municipality
 	}
 	if r := req.Resource; r != nil {
-		s += fmt.Sprintf(" on {location: %s, category: %s, organisation: %s}", r.LocationID, r.Category, r.OrganisationID)
+		var fields []string
+		for _, f := range [][2]string{{"location", r.LocationID}, {"category", r.Category}, {"organisation", r.OrganisationID}} {
+			if f[1] != "" {
+				fields = append(fields, f[0]+": "+f[1])
+			}
+		}
+		s += " on {" + strings.Join(fields, ", ") + "}"
 	}
 	return s
 }
