@@ -422,3 +422,43 @@ func TestCLI_UsageErrors(t *testing.T) {
 	assert.Equal(t, 2, c.run("", "--db", "ftp://example.org/x", "migrate").code)
 	assert.Contains(t, c.ok("--help"), "Exit codes")
 }
+
+// The README's quickstart block, run as written (bar installing the
+// command and making the directory) with the built binary first on PATH,
+// in an empty directory. On SQLite it uses the default townhall.db there.
+func TestCLI_ReadmeQuickstart(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, block, ok := strings.Cut(string(readme), "<!-- quickstart")
+	require.True(t, ok, "README has a quickstart block")
+	block, _, ok = strings.Cut(block, "<!-- /quickstart -->")
+	require.True(t, ok)
+	_, block, _ = strings.Cut(block, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	var script []string
+	for _, line := range strings.Split(block, "\n") {
+		if strings.HasPrefix(line, "go install ") || strings.HasPrefix(line, "mkdir ") {
+			continue
+		}
+		script = append(script, line)
+	}
+	c := newCLI(t)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.Join(script, "\n"))
+	cmd.Dir = c.dir
+	env := append(os.Environ(), "PATH="+filepath.Dir(binary)+string(os.PathListSeparator)+os.Getenv("PATH"), "TOWNHALL_AS=", "TOWNHALL_REGISTRY=")
+	if dbtest.Name() == "sqlite" {
+		env = append(env, "TOWNHALL_DB=")
+	} else {
+		env = append(env, "TOWNHALL_DB="+c.dsn)
+	}
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader("correct horse battery\n")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "super admin root created")
+	assert.Contains(t, string(out), "allowed (role) by operator at riverton")
+	assert.Contains(t, string(out), "ok riverton.yaml: 3 passed, 0 failed")
+	if dbtest.Name() == "sqlite" {
+		assert.FileExists(t, filepath.Join(c.dir, "townhall.db"))
+	}
+}
