@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
 	"github.com/civicstack/townhall/users"
 )
@@ -107,36 +108,24 @@ func (a *app) superadminCommand() *cobra.Command {
 func (a *app) userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Create, show and deactivate users"}
 	var f userFlags
-	create := &cobra.Command{
-		Use:   "create USERNAME",
-		Short: "Create a user (needs users:manage somewhere); --password-stdin reads a password",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			p, err := a.platform(ctx)
-			if err != nil {
-				return err
-			}
-			actor, err := a.actor(ctx, p)
-			if err != nil {
-				return err
-			}
+	create := a.adminCommand("create USERNAME", "Create a user (needs users:manage somewhere); --password-stdin reads a password", 1,
+		func(ctx context.Context, p *townhall.Platform, actor access.Subject, args []string) (any, string, error) {
 			if err := mayUse(ctx, p, actor, access.ModuleUsers, "manage"); err != nil {
-				return err
+				return nil, "", err
 			}
 			nu := f.newUser(args[0])
 			if f.passwordStdin {
+				var err error
 				if nu.Password, err = a.readPassword(); err != nil {
-					return err
+					return nil, "", err
 				}
 			}
 			u, err := p.Users.Create(access.WithSubject(ctx, actor), nu)
 			if err != nil {
-				return err
+				return nil, "", err
 			}
-			return a.done(u, "user %s created", u.ID)
-		},
-	}
+			return u, fmt.Sprintf("user %s created", u.ID), nil
+		})
 	f.bind(create)
 	create.Flags().BoolVar(&f.technical, "technical", false, "a technical (machine) user: never a password, never a super admin")
 	create.Flags().BoolVar(&f.staff, "staff", false, "mark the user as staff")
@@ -151,26 +140,13 @@ func (a *app) userCommand() *cobra.Command {
 		},
 	}
 	var activate bool
-	deactivate := &cobra.Command{
-		Use:   "deactivate USER",
-		Short: "Deactivate a user (Admin.SetUserActive); --undo reactivates",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			p, err := a.platform(ctx)
-			if err != nil {
-				return err
-			}
-			actor, err := a.actor(ctx, p)
-			if err != nil {
-				return err
-			}
+	deactivate := a.adminCommand("deactivate USER", "Deactivate a user (Admin.SetUserActive); --undo reactivates", 1,
+		func(ctx context.Context, p *townhall.Platform, actor access.Subject, args []string) (any, string, error) {
 			if err := p.Admin.SetUserActive(ctx, actor, args[0], activate); err != nil {
-				return err
+				return nil, "", err
 			}
-			return a.done(map[string]any{"user": args[0], "active": activate}, "user %s active: %s", args[0], yesNo(activate))
-		},
-	}
+			return map[string]any{"user": args[0], "active": activate}, fmt.Sprintf("user %s active: %s", args[0], yesNo(activate)), nil
+		})
 	deactivate.Flags().BoolVar(&activate, "undo", false, "reactivate instead")
 	cmd.AddCommand(create, show, deactivate)
 	return cmd
