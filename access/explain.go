@@ -3,6 +3,7 @@ package access
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -133,4 +134,49 @@ func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation
 		return cmp.Or(strings.Compare(a.Domain, b.Domain), strings.Compare(a.Role, b.Role))
 	})
 	return ex
+}
+
+// String renders the explanation for people, one line per step and grant:
+//
+//	allowed (role) by operator at W
+//	  step 1 input                    passed
+//	  ...
+//	  grant operator at W (anchor W): counts
+func (e Explanation) String() string {
+	var b strings.Builder
+	d := e.Decision
+	if d.Allowed {
+		fmt.Fprintf(&b, "allowed (%s)", d.Reason)
+	} else {
+		fmt.Fprintf(&b, "denied (%s)", d.Reason)
+	}
+	if d.Role != "" {
+		fmt.Fprintf(&b, " by %s at %s", d.Role, d.Domain)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	b.WriteString("\n")
+	for _, s := range e.Steps {
+		outcome := "passed"
+		if s.Decided {
+			outcome = "decided: " + string(d.Reason)
+		}
+		fmt.Fprintf(&b, "  step %d %-24s %s\n", s.Number, s.Name, outcome)
+	}
+	for _, g := range e.Grants {
+		verdict := "counts"
+		switch {
+		case !g.RoleAllows:
+			verdict = "role does not allow the action"
+		case !g.Counted():
+			verdict = "does not count: " + string(g.Alone.Reason)
+		}
+		anchor := g.Anchor
+		if anchor == "" {
+			anchor = "none"
+		}
+		fmt.Fprintf(&b, "  grant %s at %s (anchor %s): %s\n", g.Role, g.Domain, anchor, verdict)
+	}
+	return b.String()
 }

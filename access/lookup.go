@@ -3,7 +3,9 @@ package access
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
+	"unsafe"
 )
 
 // ModuleAction names one action of one module.
@@ -21,7 +23,8 @@ type ModuleAction struct{ Module, Action string }
 // only super admins, holders of platform grants and holders of a grant at
 // locationID or one of its ancestors whose role allows the action can be
 // allowed, unless the action is public or authenticated (then every user is
-// decided). Subjects never writes audit events.
+// decided). After a write, the index rebuilds only the shards of users the
+// write changed. Subjects never writes audit events.
 func (c *Checker) Subjects(ctx context.Context, module, action, locationID string) ([]string, error) {
 	snap := c.snapshot()
 	ai, err := snap.reg.action(module, action)
@@ -94,9 +97,17 @@ func (c *Checker) Permissions(ctx context.Context, s Subject, municipality strin
 }
 
 // grantIndex lists, for one snapshot, who holds which role where: the
-// candidates of Subjects.
+// candidates of Subjects. It is kept per shard of the user table: a write
+// copies only the shards of the users it changes (see userTable.with), so
+// the next index rebuilds only those and shares the others.
 type grantIndex struct {
-	snap *snapshot
+	snap   *snapshot
+	shards [userShards]shardIndex
+}
+
+// shardIndex is the index of one shard of users.
+type shardIndex struct {
+	src unsafe.Pointer // the shard map it was built from (its identity, never dereferenced)
 	// at maps a location ID to the grants held there.
 	at map[string][]heldRole
 	// global holds the users every lookup decides: super admins and holders
@@ -110,45 +121,65 @@ type heldRole struct {
 	role int
 }
 
-// lookupIndex returns the grant index of snap, building it when the
-// snapshot changed since the last lookup. Concurrent lookups may build it
-// twice; either copy is right.
+// lookupIndex returns the grant index of snap, rebuilding the shards that
+// changed since the last lookup. Concurrent lookups may build it twice;
+// either copy is right.
 func (c *Checker) lookupIndex(snap *snapshot) *grantIndex {
-	if ix := c.lookup.Load(); ix != nil && ix.snap == snap {
-		return ix
+	old := c.lookup.Load()
+	if old != nil && old.snap == snap {
+		return old
 	}
-	ix := &grantIndex{snap: snap, at: map[string][]heldRole{}}
-	snap.users.each(func(id string, u *userState) bool {
+	ix := &grantIndex{snap: snap}
+	for i, m := range snap.users.shards {
+		src := reflect.ValueOf(m).UnsafePointer()
+		if old != nil && old.shards[i].src == src {
+			ix.shards[i] = old.shards[i]
+			continue
+		}
+		ix.shards[i] = indexShard(src, m)
+	}
+	c.lookup.Store(ix)
+	return ix
+}
+
+// indexShard indexes the grants of one shard of users.
+func indexShard(src unsafe.Pointer, m map[string]*userState) shardIndex {
+	sh := shardIndex{src: src, at: map[string][]heldRole{}}
+	for id, u := range m {
 		if u.deleted {
-			return true
+			continue
 		}
 		if u.superAdmin || u.platformPerms != nil {
-			ix.global = append(ix.global, id)
+			sh.global = append(sh.global, id)
 		}
 		for _, g := range u.grants {
 			if g.location != "*" {
-				ix.at[g.location] = append(ix.at[g.location], heldRole{user: id, role: g.role})
+				sh.at[g.location] = append(sh.at[g.location], heldRole{user: id, role: g.role})
 			}
 		}
-		return true
-	})
-	c.lookup.Store(ix)
-	return ix
+	}
+	return sh
 }
 
 // candidates returns the users who may be allowed action ai on a record at
 // loc: the global users and the holders of a grant at loc or an ancestor
 // whose role allows the action (a grant elsewhere cannot cover the record).
 func (ix *grantIndex) candidates(snap *snapshot, ai int, loc string) []string {
-	out := slices.Clone(ix.global)
-	i, ok := snap.tree.Index(loc)
+	var out []string
+	for i := range ix.shards {
+		out = append(out, ix.shards[i].global...)
+	}
+	at, ok := snap.tree.Index(loc)
 	if !ok {
 		return out
 	}
-	for ; i >= 0; i = snap.tree.ParentIndex(i) {
-		for _, h := range ix.at[snap.tree.IDIndex(i)] {
-			if snap.reg.roles[h.role].perms.has(ai) {
-				out = append(out, h.user)
+	for ; at >= 0; at = snap.tree.ParentIndex(at) {
+		id := snap.tree.IDIndex(at)
+		for i := range ix.shards {
+			for _, h := range ix.shards[i].at[id] {
+				if snap.reg.roles[h.role].perms.has(ai) {
+					out = append(out, h.user)
+				}
 			}
 		}
 	}

@@ -24,3 +24,14 @@ func SubjectsByScan(ctx context.Context, c *Checker, module, action, locationID 
 	})
 	return out, err
 }
+
+// RepublishUser publishes a snapshot in which user id's shard is copied,
+// as every write to a user does, without touching the database. Tests
+// only.
+func RepublishUser(c *Checker, id string) error {
+	return c.publish(func(next *snapshot) error {
+		u, _ := next.users.get(id)
+		next.users = next.users.with(map[string]*userState{id: u})
+		return nil
+	})
+}

@@ -144,6 +144,20 @@ func TestSubjects_SeesWritesAtOnce(t *testing.T) {
 	got, err = p.Checker.Subjects(ctx, "occurrences", "close", "W")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"olga"}, got)
+	testkit.Member(t, p, "max", "manager", "W")
+	got, err = p.Checker.Subjects(ctx, "occurrences", "close", "W")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"max", "olga"}, got)
+	require.NoError(t, p.Admin.Revoke(ctx, access.System(), "olga", "manager", "W"))
+	require.NoError(t, p.Admin.SetUserActive(ctx, access.System(), "max", false))
+	got, err = p.Checker.Subjects(ctx, "occurrences", "close", "W")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	require.NoError(t, p.Admin.SetSuperAdmin(ctx, access.System(), "max", true))
+	require.NoError(t, p.Admin.SetUserActive(ctx, access.System(), "max", true))
+	got, err = p.Checker.Subjects(ctx, "users", "manage", "W")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"max"}, got)
 }
 
 func TestPermissions_IsTheMenu(t *testing.T) {

@@ -38,7 +38,7 @@ type Document struct {
 	// import creates them, so that what still refers to them (an
 	// organisation, a dormant grant) is reproduced, then deletes them.
 	DeletedLocations []location.Location `json:"deleted_locations"`
-	Users     []ExportedUser      `json:"users"`
+	Users            []ExportedUser      `json:"users"`
 	// DeletedUsers are the IDs of deleted users: an import reserves them
 	// (IDs are never reused) as deleted users.
 	DeletedUsers   []string                   `json:"deleted_users"`
