@@ -3,9 +3,12 @@ package access
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/civicstack/townhall/users"
 )
 
 // Explanation is a decision with the way Check reached it: the steps of
@@ -93,6 +96,9 @@ func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation
 	}
 	ex := Explanation{Decision: d, Err: err}
 	last := decidingStep(d.Reason, s.UserID == "")
+	if errors.Is(err, users.ErrNotFound) || errors.Is(err, ErrInvalidToken) {
+		last = 3 // the input was well formed; the user or its impersonation is not
+	}
 	for n := 1; n <= last; n++ {
 		if n == 2 && last > 2 {
 			continue // a signed-in subject skips the anonymous step

@@ -11,6 +11,7 @@ import (
 	"github.com/civicstack/townhall/access"
 	"github.com/civicstack/townhall/internal/testkit"
 	"github.com/civicstack/townhall/location"
+	"github.com/civicstack/townhall/users"
 )
 
 // On generated worlds, Explain gives Check's decision, ends at the step
@@ -81,4 +82,8 @@ func TestExplain_NamesTheFailedCondition(t *testing.T) {
 	ex = p.Checker.Explain(ctx, access.Subject{UserID: "olga"}, access.Request{Module: "nope", Action: "x", Municipality: "W"})
 	assert.ErrorIs(t, ex.Err, access.ErrUnknownModule)
 	assert.Equal(t, []access.Step{{Number: 1, Name: "input", Decided: true}}, ex.Steps)
+
+	ex = p.Checker.Explain(ctx, access.Subject{UserID: "nobody"}, access.Request{Module: "occurrences", Action: "view", Municipality: "W"})
+	assert.ErrorIs(t, ex.Err, users.ErrNotFound)
+	assert.Equal(t, []access.Step{{Number: 1, Name: "input"}, {Number: 3, Name: "user", Decided: true}}, ex.Steps)
 }

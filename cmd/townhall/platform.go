@@ -39,7 +39,7 @@ func openDB(spec string) (*gorm.DB, error) {
 		}
 		return db, nil
 	case strings.Contains(spec, "://"):
-		return nil, fmt.Errorf("%w: --db %q: want a file path, postgres://... or mysql://...", errUsage, spec)
+		return nil, fmt.Errorf("%w: --db %q: want a file path, a postgres:// or a mysql:// URL", errUsage, spec)
 	}
 	return townhall.OpenSQLite(spec)
 }
