@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// Every test runs in parallel with the others: each has its own database
+// and directory, and most of its time is spent waiting on processes (on
+// PostgreSQL and MariaDB each run opens, and so migrates, the platform).
+
 // cli runs the binary on one fresh database (SQLite, PostgreSQL or MariaDB,
 // as internal/dbtest chooses) from a fresh working directory.
 type cli struct {
@@ -159,6 +163,7 @@ func (c *cli) platform() {
 // The README's quickstart, step by step: an empty directory to a super
 // admin, a municipality, a member and a passing policy test.
 func TestCLI_QuickstartFromAnEmptyDirectory(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	assert.Contains(t, c.ok("migrate"), "migrated")
 	c.platform()
@@ -183,6 +188,7 @@ checks:
 }
 
 func TestCLI_SuperadminPasswordComesOnlyFromStdin(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	r := c.run("", "superadmin", "create", "root")
 	assert.Equal(t, 2, r.code, "no password on stdin")
@@ -199,6 +205,7 @@ func TestCLI_SuperadminPasswordComesOnlyFromStdin(t *testing.T) {
 }
 
 func TestCLI_UserShowAndDeactivate(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.platform()
 	var u struct {
@@ -225,6 +232,7 @@ func TestCLI_UserShowAndDeactivate(t *testing.T) {
 }
 
 func TestCLI_LocationCreateMoveTree(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.platform()
 	c.ok("--as", "root", "location", "create", "south", "region")
@@ -248,6 +256,7 @@ func TestCLI_LocationCreateMoveTree(t *testing.T) {
 }
 
 func TestCLI_GrantAndRevokeThroughAdmin(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.platform()
 	assert.Equal(t, 5, c.run("", "check", "olga", "occurrences", "assign", "--municipality", "riverton").code)
@@ -272,6 +281,7 @@ func TestCLI_GrantAndRevokeThroughAdmin(t *testing.T) {
 }
 
 func TestCLI_CheckExplain(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.platform()
 	r := c.run("", "check", "olga", "occurrences", "assign", "--location", "riverton", "--explain")
@@ -306,6 +316,7 @@ func TestCLI_CheckExplain(t *testing.T) {
 }
 
 func TestCLI_WhoCanAndWhatCan(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.platform()
 	var who []string
@@ -323,6 +334,7 @@ func TestCLI_WhoCanAndWhatCan(t *testing.T) {
 }
 
 func TestCLI_AuditVerifyAndQuery(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.platform()
 	c.run("", "--as", "olga", "grant", "olga", "admin", "riverton") // refused, audited
@@ -345,6 +357,7 @@ func TestCLI_AuditVerifyAndQuery(t *testing.T) {
 }
 
 func TestCLI_RegistryValidate(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	good := filepath.Join(c.dir, "good.yaml")
 	require.NoError(t, os.WriteFile(good, []byte("modules:\n  claims:\n    actions:\n      submit: {roles: [staff], affiliated: true}\n"), 0o600))
@@ -365,6 +378,7 @@ func TestCLI_RegistryValidate(t *testing.T) {
 }
 
 func TestCLI_PolicyTestNamesTheWrongExpectation(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	example, err := filepath.Abs("../../policytest/testdata/example.yaml")
 	require.NoError(t, err)
@@ -389,6 +403,7 @@ func TestCLI_PolicyTestNamesTheWrongExpectation(t *testing.T) {
 }
 
 func TestCLI_ExportImport(t *testing.T) {
+	t.Parallel()
 	src := newCLI(t)
 	src.platform()
 	src.ok("--as", "root", "grant", "olga", "manager", "riverton")
@@ -416,6 +431,7 @@ func TestCLI_ExportImport(t *testing.T) {
 }
 
 func TestCLI_UsageErrors(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	assert.Equal(t, 2, c.run("", "--no-such-flag").code)
 	assert.Equal(t, 2, c.run("", "grant").code)
@@ -427,6 +443,7 @@ func TestCLI_UsageErrors(t *testing.T) {
 // command and making the directory) with the built binary first on PATH,
 // in an empty directory. On SQLite it uses the default townhall.db there.
 func TestCLI_ReadmeQuickstart(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	_, block, ok := strings.Cut(string(readme), "<!-- quickstart")
