@@ -90,7 +90,7 @@ func decidingStep(r Reason, anonymous bool) int {
 // explanation cannot drift from Check.
 func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation {
 	snap := c.snapshot()
-	d, err := c.decide(snap, s, req)
+	d, err := c.decide(snap, &s, &req)
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
@@ -133,7 +133,7 @@ func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation
 		snap.buildUser(&alone)
 		one := *snap
 		one.users = snap.users.with(map[string]*userState{s.UserID: &alone})
-		out.Alone, _ = c.decide(&one, s, req)
+		out.Alone, _ = c.decide(&one, &s, &req)
 		ex.Grants = append(ex.Grants, out)
 	}
 	slices.SortFunc(ex.Grants, func(a, b GrantOutcome) int {

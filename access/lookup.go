@@ -3,9 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"slices"
-	"unsafe"
 )
 
 // ModuleAction names one action of one module.
@@ -23,7 +21,7 @@ type ModuleAction struct{ Module, Action string }
 // only super admins, holders of platform grants and holders of a grant at
 // locationID or one of its ancestors whose role allows the action can be
 // allowed, unless the action is public or authenticated (then every user is
-// decided). After a write, the index rebuilds only the shards of users the
+// decided). After a write, the index rebuilds only the chunks of users the
 // write changed. Subjects never writes audit events.
 func (c *Checker) Subjects(ctx context.Context, module, action, locationID string) ([]string, error) {
 	snap := c.snapshot()
@@ -34,7 +32,7 @@ func (c *Checker) Subjects(ctx context.Context, module, action, locationID strin
 	act := &snap.reg.actions[ai]
 	req := Request{Module: module, Action: action, Resource: &Resource{LocationID: locationID}}
 	// Validate the place once, with a subject that needs no user.
-	if _, err := c.decide(snap, Subject{}, req); err != nil {
+	if _, err := c.decide(snap, &Subject{}, &req); err != nil {
 		return nil, err
 	}
 	var candidates []string
@@ -57,7 +55,7 @@ func (c *Checker) Subjects(ctx context.Context, module, action, locationID strin
 				return nil, err
 			}
 		}
-		d, err := c.decide(snap, Subject{UserID: id}, req)
+		d, err := c.decide(snap, &Subject{UserID: id}, &req)
 		if err != nil {
 			return nil, fmt.Errorf("subject %q: %w", id, err)
 		}
@@ -85,7 +83,7 @@ func (c *Checker) Permissions(ctx context.Context, s Subject, municipality strin
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d, err := c.decide(snap, s, Request{Municipality: municipality, Module: act.module, Action: act.action})
+		d, err := c.decide(snap, &s, &Request{Municipality: municipality, Module: act.module, Action: act.action})
 		if err != nil {
 			return nil, err
 		}
@@ -97,17 +95,17 @@ func (c *Checker) Permissions(ctx context.Context, s Subject, municipality strin
 }
 
 // grantIndex lists, for one snapshot, who holds which role where: the
-// candidates of Subjects. It is kept per shard of the user table: a write
-// copies only the shards of the users it changes (see userTable.with), so
+// candidates of Subjects. It is kept per chunk of the user table: a write
+// copies only the chunks of the users it changes (see userTable.with), so
 // the next index rebuilds only those and shares the others.
 type grantIndex struct {
 	snap   *snapshot
-	shards [userShards]shardIndex
+	chunks []chunkIndex
 }
 
-// shardIndex is the index of one shard of users.
-type shardIndex struct {
-	src unsafe.Pointer // the shard map it was built from (its identity, never dereferenced)
+// chunkIndex is the index of one chunk of users.
+type chunkIndex struct {
+	src *userChunk // the chunk it was built from
 	// at maps a location ID to the grants held there.
 	at map[string][]heldRole
 	// global holds the users every lookup decides: super admins and holders
@@ -121,7 +119,7 @@ type heldRole struct {
 	role int
 }
 
-// lookupIndex returns the grant index of snap, rebuilding the shards that
+// lookupIndex returns the grant index of snap, rebuilding the chunks that
 // changed since the last lookup. Concurrent lookups may build it twice;
 // either copy is right.
 func (c *Checker) lookupIndex(snap *snapshot) *grantIndex {
@@ -129,36 +127,35 @@ func (c *Checker) lookupIndex(snap *snapshot) *grantIndex {
 	if old != nil && old.snap == snap {
 		return old
 	}
-	ix := &grantIndex{snap: snap}
-	for i, m := range snap.users.shards {
-		src := reflect.ValueOf(m).UnsafePointer()
-		if old != nil && old.shards[i].src == src {
-			ix.shards[i] = old.shards[i]
+	ix := &grantIndex{snap: snap, chunks: make([]chunkIndex, len(snap.users.dense))}
+	for i, chunk := range snap.users.dense {
+		if old != nil && i < len(old.chunks) && old.chunks[i].src == chunk {
+			ix.chunks[i] = old.chunks[i]
 			continue
 		}
-		ix.shards[i] = indexShard(src, m)
+		ix.chunks[i] = indexChunk(chunk)
 	}
 	c.lookup.Store(ix)
 	return ix
 }
 
-// indexShard indexes the grants of one shard of users.
-func indexShard(src unsafe.Pointer, m map[string]*userState) shardIndex {
-	sh := shardIndex{src: src, at: map[string][]heldRole{}}
-	for id, u := range m {
-		if u.deleted {
+// indexChunk indexes the grants of one chunk of users.
+func indexChunk(chunk *userChunk) chunkIndex {
+	ci := chunkIndex{src: chunk, at: map[string][]heldRole{}}
+	for _, u := range chunk {
+		if u == nil || u.deleted {
 			continue
 		}
 		if u.superAdmin || u.platformPerms != nil {
-			sh.global = append(sh.global, id)
+			ci.global = append(ci.global, u.id)
 		}
 		for _, g := range u.grants {
 			if g.location != "*" {
-				sh.at[g.location] = append(sh.at[g.location], heldRole{user: id, role: g.role})
+				ci.at[g.location] = append(ci.at[g.location], heldRole{user: u.id, role: g.role})
 			}
 		}
 	}
-	return sh
+	return ci
 }
 
 // candidates returns the users who may be allowed action ai on a record at
@@ -166,8 +163,8 @@ func indexShard(src unsafe.Pointer, m map[string]*userState) shardIndex {
 // whose role allows the action (a grant elsewhere cannot cover the record).
 func (ix *grantIndex) candidates(snap *snapshot, ai int, loc string) []string {
 	var out []string
-	for i := range ix.shards {
-		out = append(out, ix.shards[i].global...)
+	for i := range ix.chunks {
+		out = append(out, ix.chunks[i].global...)
 	}
 	at, ok := snap.tree.Index(loc)
 	if !ok {
@@ -175,8 +172,8 @@ func (ix *grantIndex) candidates(snap *snapshot, ai int, loc string) []string {
 	}
 	for ; at >= 0; at = snap.tree.ParentIndex(at) {
 		id := snap.tree.IDIndex(at)
-		for i := range ix.shards {
-			for _, h := range ix.shards[i].at[id] {
+		for i := range ix.chunks {
+			for _, h := range ix.chunks[i].at[id] {
 				if snap.reg.roles[h.role].perms.has(ai) {
 					out = append(out, h.user)
 				}

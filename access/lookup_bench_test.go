@@ -10,7 +10,7 @@ import (
 )
 
 // The lookups on the 100,000-user platform of bench_test.go: Subjects with
-// its index warm, after a write (one shard rebuilt), with the whole index
+// its index warm, after a write (one chunk rebuilt), with the whole index
 // rebuilt (as after a full reload), and the baseline it beats, deciding
 // every user; Permissions over the whole registry.
 
@@ -63,8 +63,8 @@ func BenchmarkSubjectsIndexRebuilt(b *testing.B) {
 	})
 }
 
-// BenchmarkSubjectsAfterWrite republishes one user's shard before each
-// call, as a write does: the index rebuilds that shard only.
+// BenchmarkSubjectsAfterWrite republishes one user's chunk before each
+// call, as a write does: the index rebuilds that chunk only.
 func BenchmarkSubjectsAfterWrite(b *testing.B) {
 	i := 0
 	benchmarkSubjects(b, false, func(ctx context.Context, c *access.Checker, module, action, loc string) ([]string, error) {

@@ -14,7 +14,7 @@ func SubjectsByScan(ctx context.Context, c *Checker, module, action, locationID 
 	var err error
 	snap.users.each(func(id string, _ *userState) bool {
 		var d Decision
-		if d, err = c.decide(snap, Subject{UserID: id}, req); err != nil {
+		if d, err = c.decide(snap, &Subject{UserID: id}, &req); err != nil {
 			return false
 		}
 		if d.Allowed {
@@ -25,7 +25,7 @@ func SubjectsByScan(ctx context.Context, c *Checker, module, action, locationID 
 	return out, err
 }
 
-// RepublishUser publishes a snapshot in which user id's shard is copied,
+// RepublishUser publishes a snapshot in which user id's chunk is copied,
 // as every write to a user does, without touching the database. Tests
 // only.
 func RepublishUser(c *Checker, id string) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -433,12 +434,12 @@ func (im *importer) users(ctx context.Context, doc *Document) error {
 			return fmt.Errorf("user %q: %w", u.ID, err)
 		}
 		if u.SuperAdmin {
-			if err := a.users.SetSuperAdminTx(ctx, im.tx, u.ID, true); err != nil {
+			if err := userwrite.SetSuperAdmin(ctx, im.tx, a.now(), u.ID, true); err != nil {
 				return err
 			}
 		}
 		if !u.Active {
-			if err := a.users.SetActiveTx(ctx, im.tx, u.ID, false); err != nil {
+			if err := userwrite.SetActive(ctx, im.tx, a.now(), u.ID, false); err != nil {
 				return err
 			}
 		}
@@ -463,10 +464,10 @@ func (im *importer) deletedUsers(ctx context.Context, doc *Document) error {
 		if _, err := a.users.CreateTx(ctx, im.tx, users.NewUser{ID: id, Username: "import-" + dbx.NewID()}); err != nil {
 			return fmt.Errorf("deleted user %q: %w", id, err)
 		}
-		if err := a.users.DeleteTx(ctx, im.tx, id); err != nil {
+		if err := userwrite.Delete(ctx, im.tx, a.now(), id); err != nil {
 			return err
 		}
-		if err := a.users.AnonymizeTx(ctx, im.tx, id); err != nil {
+		if err := userwrite.Anonymize(ctx, im.tx, a.now(), id); err != nil {
 			return err
 		}
 		im.record(audit.Event{Type: audit.TypeUserDeleted, UserID: id, Details: map[string]any{"imported": true}})
