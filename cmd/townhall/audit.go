@@ -23,8 +23,9 @@ func (a *app) auditCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Hook for signed checkpoints (--archive, --pubkey) once
-			// audit.WithCheckpoints lands: pass them to Verify here.
+			// Not wired yet: --archive FILE --pubkey FILE would call
+			// audit.VerifyArchive offline, and checkpoints would go to
+			// Verify as audit.WithCheckpoints.
 			err = p.Audit.Verify(ctx)
 			var te *audit.TamperError
 			if errors.As(err, &te) {
