@@ -41,6 +41,8 @@ type Checker struct {
 	snap      atomic.Pointer[snapshot]
 	publishMu sync.Mutex // one writer at a time builds the next snapshot
 
+	lookup atomic.Pointer[grantIndex] // Subjects' index of the current snapshot (lookup.go)
+
 	rep      syncState        // catching up with other processes (sync.go)
 	listener *notify.Listener // PostgreSQL LISTEN, when enabled
 }

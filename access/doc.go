@@ -52,6 +52,22 @@
 // transaction-mode pooler, which cannot carry LISTEN, use polling
 // (townhall.WithPolling).
 //
+// # Lookups and explanations
+//
+// Checker.Subjects lists the users Check allows an action on a record at a
+// location (an assignment drop-down); Checker.Permissions lists the module
+// actions Check allows a subject in a municipality (a menu). Both decide
+// each answer with Check's own code on one snapshot, so they agree with it
+// by construction. Checker.Explain returns a decision with the steps of
+// SPEC §2 it went through and, per grant, the decision that grant alone
+// would give.
+//
+// # Export and import
+//
+// Admin.Export reads the access data (no secrets) into a versioned
+// Document; Admin.Import writes one in a single transaction, into an empty
+// database or merging. The townhall command (cmd/townhall) wraps both.
+//
 // # Impersonation
 //
 // Admin.Impersonate lets an active super admin act as another user, with

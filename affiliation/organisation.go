@@ -51,6 +51,23 @@ func (s *Store) CreateOrganisation(ctx context.Context, o Organisation) (*Organi
 	return toOrganisation(row)
 }
 
+// CreateOrganisationTx is CreateOrganisation inside the caller's
+// transaction tx, without the audit event (the caller records its own) and
+// without WithOnChange's callback.
+func (s *Store) CreateOrganisationTx(ctx context.Context, tx *gorm.DB, o Organisation) (*Organisation, error) {
+	row, _, err := s.newOrganisationRow(o)
+	if err != nil {
+		return nil, fmt.Errorf("create organisation: %w", err)
+	}
+	if tx, err = s.inTx(ctx, tx); err != nil {
+		return nil, fmt.Errorf("create organisation: %w", err)
+	}
+	if err := insertOrganisation(tx, row); err != nil {
+		return nil, fmt.Errorf("create organisation %q: %w", row.ID, err)
+	}
+	return toOrganisation(row)
+}
+
 func (s *Store) newOrganisationRow(o Organisation) (*organisationRow, []string, error) {
 	if o.ID == "" {
 		o.ID = dbx.NewID()

@@ -105,10 +105,19 @@ func (s *Store) LoadTree(ctx context.Context) (*Tree, error) {
 
 // Get returns the live location id (ErrNotFound when unknown or deleted).
 func (s *Store) Get(ctx context.Context, id string) (*Location, error) {
+	return s.GetTx(ctx, s.db, id)
+}
+
+// GetTx is Get inside the caller's transaction tx, which sees the
+// transaction's own uncommitted locations.
+func (s *Store) GetTx(ctx context.Context, tx *gorm.DB, id string) (*Location, error) {
 	if err := checkRead(ctx, id); err != nil {
 		return nil, err
 	}
-	r, err := getLive(s.db.WithContext(ctx), id, "")
+	if tx == nil {
+		return nil, fmt.Errorf("%w: nil transaction", ErrInvalidInput)
+	}
+	r, err := getLive(tx.WithContext(ctx), id, "")
 	if err != nil {
 		return nil, fmt.Errorf("get %q: %w", id, err)
 	}

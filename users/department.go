@@ -30,6 +30,34 @@ const MaxDepartmentNameRunes = 150
 // stored sorted, without duplicates. ErrDuplicate for a taken ID. Audited as
 // TypeDepartmentCreated at the municipality.
 func (s *ProfileStore) CreateDepartment(ctx context.Context, d Department) (*Department, error) {
+	var out *Department
+	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		var err error
+		if out, err = s.CreateDepartmentTx(ctx, tx, d); err != nil {
+			return err
+		}
+		return s.log.RecordTx(ctx, tx, audit.Event{
+			Type:       audit.TypeDepartmentCreated,
+			LocationID: out.MunicipalityID,
+			Details:    map[string]any{"department_id": out.ID},
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.opt.notify(ctx, Change{DepartmentID: out.ID}); err != nil {
+		return nil, fmt.Errorf("create department: %w", err)
+	}
+	return out, nil
+}
+
+// CreateDepartmentTx is CreateDepartment inside the caller's transaction
+// tx, without the audit event (the caller records its own) and without
+// WithOnChange's callback. The municipality check goes through Locations.
+func (s *ProfileStore) CreateDepartmentTx(ctx context.Context, tx *gorm.DB, d Department) (*Department, error) {
+	if tx == nil {
+		return nil, fmt.Errorf("create department: %w: nil transaction", ErrInvalidInput)
+	}
 	if d.ID == "" {
 		d.ID = dbx.NewID()
 	} else if err := validateID(d.ID, "department id"); err != nil {
@@ -57,23 +85,10 @@ func (s *ProfileStore) CreateDepartment(ctx context.Context, d Department) (*Dep
 		CreatedAt:      now,
 		UpdatedAt:      now,
 	}
-	err = dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := tx.Create(&row).Error; err != nil {
-			if dbx.IsUniqueViolation(err) {
-				return fmt.Errorf("%w: department id %q taken", ErrDuplicate, d.ID)
-			}
-			return err
+	if err := tx.WithContext(ctx).Create(&row).Error; err != nil {
+		if dbx.IsUniqueViolation(err) {
+			return nil, fmt.Errorf("create department: %w: department id %q taken", ErrDuplicate, d.ID)
 		}
-		return s.log.RecordTx(ctx, tx, audit.Event{
-			Type:       audit.TypeDepartmentCreated,
-			LocationID: d.MunicipalityID,
-			Details:    map[string]any{"department_id": d.ID},
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create department: %w", err)
-	}
-	if err := s.opt.notify(ctx, Change{DepartmentID: row.ID}); err != nil {
 		return nil, fmt.Errorf("create department: %w", err)
 	}
 	return toDepartment(&row)

@@ -62,6 +62,15 @@ func NewProfileStore(db *gorm.DB, log *audit.Log, locs Locations, opts ...Option
 	return &ProfileStore{db: db, log: log, locs: locs, opt: buildOptions(opts)}
 }
 
+// WithLocations returns a copy of the store that checks locations with
+// locs: a reader bound to a transaction lets CreateTx and
+// CreateDepartmentTx see locations created earlier in it.
+func (s *ProfileStore) WithLocations(locs Locations) *ProfileStore {
+	c := *s
+	c.locs = locs
+	return &c
+}
+
 // Create adds profile p, stored as given (the zero Profile is inactive and
 // unapproved; Admin.AddMember is the guarded way that applies the approval
 // rules). ID is optional. ErrNotFound for an unknown or deleted user or

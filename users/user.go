@@ -118,6 +118,26 @@ func (s *Store) Create(ctx context.Context, u NewUser) (*User, error) {
 	return toUser(row), nil
 }
 
+// CreateTx is Create inside the caller's transaction tx, without the audit
+// event (the caller records its own) and without WithOnChange's callback
+// (the caller refreshes after the commit).
+func (s *Store) CreateTx(ctx context.Context, tx *gorm.DB, u NewUser) (*User, error) {
+	if tx == nil {
+		return nil, fmt.Errorf("create user: %w: nil transaction", ErrInvalidInput)
+	}
+	row, err := s.newRow(u)
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	if err := tx.WithContext(ctx).Create(row).Error; err != nil {
+		if dbx.IsUniqueViolation(err) {
+			return nil, fmt.Errorf("create user: %w: user id or username taken", ErrDuplicate)
+		}
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	return toUser(row), nil
+}
+
 // Register is self-registration: it creates an active interactive user with
 // no profile, so with authenticated-only rights. Kind must be empty or
 // Interactive and IsStaff false (ErrInvalidInput otherwise). The event
