@@ -76,14 +76,32 @@ type guarded struct {
 // A refusal is audited (Allowed false) and returned matching ErrForbidden.
 func (a *Admin) commit(ctx context.Context, actor Subject, g guarded) error {
 	var refused error
-	err := a.c.publishBuilt(func(cur *snapshot) (*snapshot, error) {
+	// Each attempt re-reads the snapshot and re-judges the change; the
+	// publish lock is not held across the backoff between attempts, so
+	// Sync and other writers in this process go on meanwhile.
+	err := dbx.Retry(ctx, func() error {
+		refused = nil
+		return a.attempt(ctx, actor, g, &refused)
+	})
+	if refused != nil && errors.Is(err, refused) {
+		return a.refuse(ctx, actor, g.ch, refused)
+	}
+	return err
+}
+
+// attempt is one try of commit: judge and write g under the publish lock in
+// one transaction, and publish the snapshot it judged.
+func (a *Admin) attempt(ctx context.Context, actor Subject, g guarded, refusedOut *error) error {
+	var refused error
+	defer func() { *refusedOut = refused }()
+	return a.c.publishBuilt(func(cur *snapshot) (*snapshot, error) {
 		st, err := a.resolveActor(cur, actor)
 		if err != nil {
 			refused = err
 			return nil, err
 		}
 		var next *snapshot
-		err = dbx.Tx(ctx, a.db, func(tx *gorm.DB) error {
+		err = dbx.TxOnce(ctx, a.db, func(tx *gorm.DB) error {
 			if g.inv != nil {
 				admins, err := lockSuperAdmins(tx)
 				if err != nil {
@@ -118,10 +136,6 @@ func (a *Admin) commit(ctx context.Context, actor Subject, g guarded) error {
 		})
 		return next, err
 	})
-	if refused != nil && errors.Is(err, refused) {
-		return a.refuse(ctx, actor, g.ch, refused)
-	}
-	return err
 }
 
 // next builds the snapshot after g's write from cur and tx's reads. It

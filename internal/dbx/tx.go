@@ -40,18 +40,34 @@ func Tx(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	if inTx(db) {
 		return db.WithContext(ctx).Transaction(fn)
 	}
+	return Retry(ctx, func() error { return TxOnce(ctx, db, fn) })
+}
+
+// TxOnce is Tx without the retries: one attempt, queued on the writer mutex
+// like Tx. Callers that must redo more than the transaction when it loses a
+// conflict (re-read state, re-judge the change) wrap their whole attempt in
+// Retry instead, so that nothing they hold is held across the backoff.
+func TxOnce(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	if inTx(db) {
+		return db.WithContext(ctx).Transaction(fn)
+	}
 	var mu *sync.Mutex
 	if DialectOf(db) == SQLite || IsGalera(ctx, db) {
 		mu = writerLock(db)
 	}
+	if mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	return db.WithContext(ctx).Transaction(fn)
+}
+
+// Retry runs attempt until it returns an error that is not Retryable (or
+// nil), up to MaxAttempts times in all with jittered exponential backoff,
+// and returns the last error. attempt must be safe to re-run as a whole.
+func Retry(ctx context.Context, attempt func() error) error {
 	for n := 1; ; n++ {
-		if mu != nil {
-			mu.Lock()
-		}
-		err := db.WithContext(ctx).Transaction(fn)
-		if mu != nil {
-			mu.Unlock()
-		}
+		err := attempt()
 		if n == MaxAttempts || !Retryable(err) || !pause(ctx, retryDelay(n)) {
 			return err
 		}
