@@ -45,17 +45,22 @@ type Filter struct {
 	tree    *Tree
 	roots   []string // kindSubtrees: sorted, none inside another
 	exclude []string // sorted, none inside another
-	// pgForm is the PostgreSQL form of a SubtreesFilter (see Condition).
-	pgForm pgForm
+	// subtrees is the number of locations in the roots' subtrees,
+	// carve-outs included; wide is whether the selected locations make
+	// up at least one in wideShare of the tree. They pick the PostgreSQL
+	// form of a SubtreesFilter (see Condition).
+	subtrees int
+	wide     bool
 }
 
 // pgForm names the three PostgreSQL forms of a subtrees condition.
 type pgForm uint8
 
 const (
-	pgJoin   pgForm = iota // col IN (subquery): an index-driven semi-join
-	pgArray                // col = ANY(ARRAY(subquery)), guarded by the hashed subquery
-	pgHashed               // (col IN (subquery)) IS TRUE: a hashed SubPlan
+	pgJoin       pgForm = iota // col IN (subquery): an index-driven semi-join
+	pgArray                    // col = ANY(ARRAY(subquery)), guarded by the hashed subquery
+	pgHashed                   // (col IN (subquery)) IS TRUE: a hashed SubPlan
+	pgIndexArray               // col = ANY(ARRAY(subquery)) alone, on an indexed column
 )
 
 // wideShare is the share of the tree (one in wideShare locations) from
@@ -121,16 +126,40 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 			size -= t.SubtreeSize(e)
 		}
 	}
-	form := pgJoin
-	switch {
-	case size*wideShare >= t.Len():
-		if subtrees <= maxHashed {
-			form = pgHashed
+	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept, subtrees: subtrees, wide: size*wideShare >= t.Len()}
+}
+
+// pgForm returns the PostgreSQL form of a SubtreesFilter on col of the
+// table db's statement reads (see Condition). Only a filter between the
+// small and the wide ones looks at the host's index.
+func (f Filter) pgForm(db *gorm.DB, col clause.Column) pgForm {
+	if db != nil && db.Statement != nil {
+		switch forced, _ := dbx.FilterFormOf(db.Statement.Context); forced {
+		case dbx.FormJoin:
+			return pgJoin
+		case dbx.FormArray:
+			return pgArray
+		case dbx.FormHashed:
+			return pgHashed
+		case dbx.FormIndexArray:
+			return pgIndexArray
 		}
-	case subtrees <= maxArray:
-		form = pgArray
 	}
-	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept, pgForm: form}
+	switch {
+	case f.subtrees > maxHashed:
+		return pgJoin
+	case f.wide:
+		return pgHashed
+	case f.subtrees <= maxArray:
+		return pgArray
+	}
+	switch hostIndex(db, col) {
+	case indexed:
+		return pgIndexArray
+	case unindexed:
+		return pgHashed
+	}
+	return pgJoin
 }
 
 // LiveFilter returns the filter of every live location minus the subtrees
@@ -288,16 +317,24 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 		dialect = dbx.DialectOf(db)
 	}
 	mysql := dialect == dbx.MySQL
+	form := pgJoin
+	if f.kind == filterSubtrees && dialect == dbx.Postgres {
+		form = f.pgForm(db, col)
+	}
 	var in clause.Expression
 	switch {
-	case f.kind == filterSubtrees && dialect == dbx.Postgres && f.pgForm != pgJoin:
+	case form != pgJoin:
 		// Not at the top level of the WHERE clause, the IN stays a hashed
 		// SubPlan (see Condition).
 		sub := subquery("descendant_id", subtreesOf, f.roots)
-		in = clause.Expr{SQL: "((? IN (?)) IS TRUE)", Vars: []any{col, sub}}
-		if f.pgForm == pgArray {
+		switch form {
+		case pgHashed:
+			in = clause.Expr{SQL: "((? IN (?)) IS TRUE)", Vars: []any{col, sub}}
+		case pgArray:
 			// The guard first: inside an OR the server keeps this order.
 			in = clause.Expr{SQL: "((? IN (?)) IS TRUE AND ? = ANY(ARRAY(?)))", Vars: []any{col, sub, col, sub}}
+		default:
+			in = clause.Expr{SQL: "(? = ANY(ARRAY(?)))", Vars: []any{col, sub}}
 		}
 	case f.kind == filterLive && mysql:
 		// Every live location has its own row as a descendant: a

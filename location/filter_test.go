@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +16,10 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/logger"
 
+	"github.com/civicstack/townhall/internal/dbtest"
+	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -340,10 +344,13 @@ func formCases(tree *location.Tree, d0Villages []string) []formCase {
 
 // Every PostgreSQL form of a subtrees condition (see the test above)
 // selects exactly the rows Contains selects, on the form tree
-// bulk-inserted into the database; the other databases run the same cases
+// bulk-inserted into the database: each form forced on every case, and the
+// form each case takes on its own over an indexed table, an unindexed
+// copy and an aliased table; the other databases run the same cases
 // through their one form.
 func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 	e := newEnv(t)
+	e.store(t) // registers the index cache on e.db
 	var (
 		locs  []benchLocation
 		paths []benchPath
@@ -398,19 +405,151 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 		recs = append(recs, r)
 	}
 	require.NoError(t, e.db.Table("records").CreateInBatches(recs, 100).Error)
+	require.NoError(t, e.db.Exec("CREATE TABLE records_unindexed AS SELECT * FROM records").Error)
 
-	for _, tc := range formCases(tree, d0Villages) {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []int
-			require.NoError(t, e.db.Table("records").Scopes(tc.filter.Scope("location_id")).Order("id").Pluck("id", &got).Error)
-			var want []int
-			for _, r := range recs {
-				if r.LocationID != nil && tc.filter.Contains(*r.LocationID) {
-					want = append(want, r.ID)
-				}
-			}
-			require.NotEmpty(t, want)
-			assert.Equal(t, want, got)
-		})
+	ctx := context.Background()
+	runs := []struct {
+		name, table, column string
+		ctx                 context.Context
+	}{
+		{"indexed", "records", "location_id", ctx},
+		{"unindexed", "records_unindexed", "location_id", ctx},
+		{"aliased", "records AS r", "r.location_id", ctx},
 	}
+	for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray} {
+		runs = append(runs, struct {
+			name, table, column string
+			ctx                 context.Context
+		}{"forced " + string(form), "records_unindexed", "location_id", dbx.WithFilterForm(ctx, form)})
+	}
+	forms := map[string]int{}
+	for _, tc := range formCases(tree, d0Villages) {
+		var want []int
+		for _, r := range recs {
+			if r.LocationID != nil && tc.filter.Contains(*r.LocationID) {
+				want = append(want, r.ID)
+			}
+		}
+		require.NotEmpty(t, want)
+		for _, run := range runs {
+			t.Run(tc.name+"/"+run.name, func(t *testing.T) {
+				var got []int
+				db, sqls := capturing(e.db.WithContext(run.ctx))
+				require.NoError(t, db.Table(run.table).Scopes(tc.filter.Scope(run.column)).Order("id").Pluck("id", &got).Error)
+				assert.Equal(t, want, got)
+				forms[pgFormOf(sqls())]++
+			})
+		}
+	}
+	if dbtest.Name() == "postgres" {
+		for _, form := range []string{"join", "array", "hashed", "index-array"} {
+			assert.Positive(t, forms[form], "%s: %v", form, forms)
+		}
+	}
+}
+
+// pgFormOf names the PostgreSQL form of the subtrees condition in sql (the
+// last statement of a capture): "join", "array", "hashed", "index-array",
+// or "unknown" for anything else (the one form of the other databases).
+func pgFormOf(sqls []string) string {
+	if len(sqls) == 0 {
+		return "unknown"
+	}
+	sql := sqls[len(sqls)-1]
+	const sub = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`
+	switch {
+	case strings.Contains(sql, `)) IS TRUE AND `) && strings.Contains(sql, ` = ANY(ARRAY(`+sub):
+		return "array"
+	case strings.Contains(sql, `)) IS TRUE)`) && !strings.Contains(sql, "ANY("):
+		return "hashed"
+	case strings.Contains(sql, ` = ANY(ARRAY(`+sub) && !strings.Contains(sql, "IS TRUE"):
+		return "index-array"
+	case strings.Contains(sql, ` IN (`+sub) && !strings.Contains(sql, "IS TRUE") && !strings.Contains(sql, "ANY(") && !strings.Contains(sql, "CAST("):
+		if dbtest.Name() == "postgres" {
+			return "join"
+		}
+	}
+	return "unknown"
+}
+
+// capturing returns db logging every statement it runs, and a function
+// returning the SQL of those statements so far.
+func capturing(db *gorm.DB) (*gorm.DB, func() []string) {
+	c := &sqlCapture{}
+	return db.Session(&gorm.Session{Logger: c}), func() []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Clone(c.sqls)
+	}
+}
+
+type sqlCapture struct {
+	mu   sync.Mutex
+	sqls []string
+}
+
+func (c *sqlCapture) LogMode(logger.LogLevel) logger.Interface { return c }
+func (c *sqlCapture) Info(context.Context, string, ...any)     {}
+func (c *sqlCapture) Warn(context.Context, string, ...any)     {}
+func (c *sqlCapture) Error(context.Context, string, ...any)    {}
+func (c *sqlCapture) Trace(_ context.Context, _ time.Time, fc func() (string, int64), _ error) {
+	sql, _ := fc()
+	c.mu.Lock()
+	c.sqls = append(c.sqls, sql)
+	c.mu.Unlock()
+}
+
+// hostedRecord is a host model of TestFilter_PostgresFormFollowsTheHostIndex.
+type hostedRecord struct {
+	ID         int    `gorm:"column:id"`
+	LocationID string `gorm:"column:location_id"`
+}
+
+func (hostedRecord) TableName() string { return "hosted" }
+
+// On PostgreSQL a filter between the small and the wide ones takes its form
+// from the host table: the unguarded array over an indexed column, the
+// hashed test over an unindexed one, the semi-join when the table is not
+// known (an alias). A new index changes the form once the minute the store
+// keeps the answer has passed, on the store's clock.
+func TestFilter_PostgresFormFollowsTheHostIndex(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := newEnv(t)
+	e.store(t, location.WithClock(func() time.Time { return now }))
+	tree, _ := formTree(t)
+	district := location.SubtreesFilter(tree, []string{"D0"}, nil) // 301 of 3,165 locations
+	village := location.SubtreesFilter(tree, []string{"D0-V0"}, nil)
+	region := location.SubtreesFilter(tree, []string{"R"}, nil)
+	require.NoError(t, e.db.Exec("CREATE TABLE hosted (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
+	require.NoError(t, e.db.Exec("CREATE TABLE other (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
+	require.NoError(t, e.db.Exec("CREATE INDEX hosted_location ON hosted (location_id)").Error)
+	formOf := func(f location.Filter, q func(*gorm.DB) *gorm.DB, column string) string {
+		db, sqls := capturing(e.db)
+		var n int64
+		require.NoError(t, q(db).Scopes(f.Scope(column)).Count(&n).Error)
+		return pgFormOf(sqls())
+	}
+	table := func(name string) func(*gorm.DB) *gorm.DB {
+		return func(db *gorm.DB) *gorm.DB { return db.Table(name) }
+	}
+	model := func(db *gorm.DB) *gorm.DB { return db.Model(&hostedRecord{}) }
+	want := func(pg string) string {
+		if dbtest.Name() == "postgres" {
+			return pg
+		}
+		return "unknown"
+	}
+	assert.Equal(t, want("index-array"), formOf(district, table("hosted"), "location_id"))
+	assert.Equal(t, want("index-array"), formOf(district, model, "location_id"), "table from the model")
+	assert.Equal(t, want("index-array"), formOf(district, table("hosted"), "hosted.location_id"), "table from the qualifier")
+	assert.Equal(t, want("hashed"), formOf(district, table("other"), "location_id"))
+	assert.Equal(t, want("join"), formOf(district, table("hosted AS h"), "h.location_id"))
+	// Small and wide filters do not look at the index.
+	assert.Equal(t, want("array"), formOf(village, table("other"), "location_id"))
+	assert.Equal(t, want("hashed"), formOf(region, table("hosted"), "location_id"))
+
+	require.NoError(t, e.db.Exec("CREATE INDEX other_location ON other (location_id)").Error)
+	assert.Equal(t, want("hashed"), formOf(district, table("other"), "location_id"), "within the minute")
+	now = now.Add(time.Minute)
+	assert.Equal(t, want("index-array"), formOf(district, table("other"), "location_id"), "after it")
 }

@@ -66,7 +66,10 @@ func WithOnChange(fn func(Change)) Option {
 }
 
 // NewStore returns a store on db, which Migrate must have prepared. log
-// records every write. The error wraps ErrInvalidInput for a nil db or log
+// records every write. On db it registers a GORM plugin that keeps, for a
+// minute at a time, whether host tables' location columns are indexed
+// (the PostgreSQL forms of Filter.Condition depend on it); call it before
+// db serves queries. The error wraps ErrInvalidInput for a nil db or log
 // and ErrInvalidLevel for a bad WithLevels.
 func NewStore(db *gorm.DB, log *audit.Log, opts ...Option) (*Store, error) {
 	if db == nil || log == nil {
@@ -92,6 +95,7 @@ func NewStore(db *gorm.DB, log *audit.Log, opts ...Option) (*Store, error) {
 	for i, l := range s.levels {
 		s.rank[l] = i
 	}
+	useIndexFacts(db, o.now)
 	return s, nil
 }
 
