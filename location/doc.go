@@ -85,10 +85,10 @@
 // every value a parameter and the column name validated.
 // access.Checker.LocationFilter builds one per request; Contains answers
 // for the tree it was built on. Each Tree node keeps the size of its
-// subtree, so a filter knows its size in O(roots); on PostgreSQL the size
-// picks one of three forms of the condition (an array that drives the
-// column's index for small subtrees, a hashed test in one sequential pass
-// for wide ones, a semi-join otherwise: see Filter.Condition). Index the
+// subtree, so a filter knows its size in O(roots); on PostgreSQL the size,
+// and for mid-sized subtrees whether the host column is indexed, picks the
+// form of the condition (an array that drives the column's index, or a
+// hashed test in one sequential pass: see Filter.Condition). Index the
 // host table's location column: narrow filters then read only the records
 // they select.
 package location

@@ -38,7 +38,7 @@ import (
 //
 // with "col IN (SELECT id FROM townhall_locations WHERE deleted_at IS
 // NULL)" as the first line of a LiveFilter, on PostgreSQL another form of
-// the first line for wide and for small filters, and, on MySQL and
+// the first line for most sizes of the subtrees, and, on MySQL and
 // MariaDB, the column also compared as a binary string (see Condition).
 type Filter struct {
 	kind    filterKind
@@ -259,12 +259,14 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // it is not the filter's complement (the forms below treat a NULL column
 // differently under NOT).
 //
-// On PostgreSQL a subtrees condition takes one of three forms, chosen from
-// the size of the subtrees as the filter's tree knows them, so that the
-// plan is sound whether the server plans each execution for its values (a
-// custom plan) or keeps one plan for all values of a prepared statement (a
-// generic plan, which drivers such as pgx get by default after five
-// executions, and which assumes an average subtree of a few locations):
+// On PostgreSQL a subtrees condition takes one of four forms, chosen from
+// the size of the subtrees as the filter's tree knows them and, between
+// the small and the wide ones, from whether the host column is indexed, so
+// that the plan is sound whether the server plans each execution for its
+// values (a custom plan) or keeps one plan for all values of a prepared
+// statement (a generic plan, which drivers such as pgx get by default
+// after five executions, and which assumes an average subtree of a few
+// locations):
 //
 //   - a wide filter (an eighth of the tree's locations or more, its roots'
 //     subtrees at most 50,000 locations) wraps the test in "(col IN
@@ -284,10 +286,20 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 //     in scope when the column has no index (the server prefers the index
 //     once it has statistics on the table; a small table never analyzed
 //     may be scanned);
-//   - any other is the plain "col IN (subquery)", which the server answers
-//     as a semi-join through the column's index.
+//   - one in between reads "col = ANY(ARRAY(subquery))" when a valid,
+//     non-partial index on the host table leads with the column (one
+//     bitmap scan), and the hashed test of wide filters when none does
+//     (one sequential pass, where the array would be searched linearly for
+//     every record in scope). The table is the column's qualifier, else
+//     the query's table (db.Table, or the model's); PostgreSQL's catalog
+//     answers, and a Store's database keeps the answer for a minute
+//     (NewStore). When the table is not known (an alias, a table
+//     expression, a dry run) or the lookup fails, it is the plain
+//     semi-join;
+//   - any other (more than 50,000 locations) is the plain "col IN
+//     (subquery)", which the server answers as a semi-join.
 //
-// The three select the same rows.
+// The four select the same rows.
 //
 // IDs compare byte for byte on every database. On MySQL and MariaDB, whose
 // collations may ignore case or trailing spaces, the column is compared
@@ -324,7 +336,7 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	var in clause.Expression
 	switch {
 	case form != pgJoin:
-		// Not at the top level of the WHERE clause, the IN stays a hashed
+		// Not at the top level of the WHERE clause, an IN stays a hashed
 		// SubPlan (see Condition).
 		sub := subquery("descendant_id", subtreesOf, f.roots)
 		switch form {

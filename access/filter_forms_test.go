@@ -1,0 +1,43 @@
+package access_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/civicstack/townhall/internal/dbtest"
+	"github.com/civicstack/townhall/internal/dbx"
+)
+
+// The differential test (TestFilter_AgreesWithCheck) with each PostgreSQL
+// form of the subtree conditions forced on the same worlds
+// (dbx.WithFilterForm): whichever form the subtree sizes and the host's
+// index pick, the rows a scoped query returns are the rows Check allows.
+func TestFilter_AgreesWithCheckInEveryForm(t *testing.T) {
+	if dbtest.Name() != "postgres" {
+		t.Skip("one form on this database: TestFilter_AgreesWithCheck covers it")
+	}
+	for _, seed := range diffSeeds {
+		for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray} {
+			t.Run(string(form), func(t *testing.T) {
+				w := newGenWorld(t, seed)
+				w.db = w.db.WithContext(dbx.WithFilterForm(context.Background(), form))
+				kinds := w.verify(t)
+				assert.Positive(t, kinds["subtrees"])
+				// The forced form is the one the SQL holds (location's
+				// TestFilter_EveryFormAgreesWithContains tells the join from
+				// the index array).
+				array, hashed := kinds["postgres array form"], kinds["postgres hashed form"]
+				switch form {
+				case dbx.FormArray:
+					assert.True(t, array > 0 && hashed == 0, "array %d, hashed %d", array, hashed)
+				case dbx.FormHashed:
+					assert.True(t, hashed > 0 && array == 0, "array %d, hashed %d", array, hashed)
+				default:
+					assert.Zero(t, array+hashed)
+				}
+			})
+		}
+	}
+}
