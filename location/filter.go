@@ -130,8 +130,7 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 }
 
 // pgForm returns the PostgreSQL form of a SubtreesFilter on col of the
-// table db's statement reads (see Condition). Only a filter between the
-// small and the wide ones looks at the host's index.
+// table db's statement reads (see Condition).
 func (f Filter) pgForm(db *gorm.DB, col clause.Column) pgForm {
 	if db != nil && db.Statement != nil {
 		switch forced, _ := dbx.FilterFormOf(db.Statement.Context); forced {
@@ -145,19 +144,23 @@ func (f Filter) pgForm(db *gorm.DB, col clause.Column) pgForm {
 			return pgIndexArray
 		}
 	}
-	switch {
-	case f.subtrees > maxHashed:
+	if f.subtrees > maxHashed {
 		return pgJoin
+	}
+	switch hostIndex(db, col) {
+	case indexed:
+		if f.wide {
+			return pgHashed
+		}
+		return pgIndexArray
+	case unindexed:
+		return pgJoin
+	}
+	switch {
 	case f.wide:
 		return pgHashed
 	case f.subtrees <= maxArray:
 		return pgArray
-	}
-	switch hostIndex(db, col) {
-	case indexed:
-		return pgIndexArray
-	case unindexed:
-		return pgHashed
 	}
 	return pgJoin
 }
@@ -260,46 +263,43 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // differently under NOT).
 //
 // On PostgreSQL a subtrees condition takes one of four forms, chosen from
-// the size of the subtrees as the filter's tree knows them and, between
-// the small and the wide ones, from whether the host column is indexed, so
-// that the plan is sound whether the server plans each execution for its
-// values (a custom plan) or keeps one plan for all values of a prepared
-// statement (a generic plan, which drivers such as pgx get by default
-// after five executions, and which assumes an average subtree of a few
-// locations):
+// whether the host column is indexed and from the size of the subtrees as
+// the filter's tree knows them, so that the plan is sound whether the
+// server plans each execution for its values (a custom plan) or keeps one
+// plan for all values of a prepared statement (a generic plan, which
+// drivers such as pgx get by default after five executions, and which
+// assumes an average subtree of a few locations). The column is indexed
+// when a valid, non-partial index of its table leads with it; the table
+// is the column's qualifier, else the query's (db.Table, or the model's).
+// PostgreSQL's catalog answers, and a Store's database keeps the answer
+// for a minute (NewStore).
 //
-//   - a wide filter (an eighth of the tree's locations or more, its roots'
-//     subtrees at most 50,000 locations) wraps the test in "(col IN
-//     (subquery)) IS TRUE", which keeps the subquery out of the join
-//     search: the server hashes the subtrees once and probes the hash for
-//     each record it reads, one sequential pass in every plan. The server
-//     hashes a subquery only when its estimated result fits in hash_mem
-//     (work_mem × hash_mem_multiplier, 4 MB by default before PostgreSQL
-//     15), otherwise it would search it linearly for every record: hence
-//     the cap, about 2 MB of closure rows;
-//   - a small one (its roots' subtrees hold at most 256 locations) reads
-//     "(col IN (subquery)) IS TRUE AND col = ANY(ARRAY(subquery))": the
-//     array drives one bitmap scan of an index on the column in every plan
-//     (a plain semi-join is planned as a hash join over the whole table
-//     when the server knows the values), and the hashed test, evaluated
+//   - Over an indexed column, a wide filter (an eighth of the tree's
+//     locations or more) wraps the test in "(col IN (subquery)) IS TRUE",
+//     which keeps the subquery out of the join search: the server hashes
+//     the subtrees once and probes the hash for each record it reads, one
+//     sequential pass in every plan, where index lookups per location
+//     would cost more;
+//   - any other filter over an indexed column reads "col = ANY(ARRAY(
+//     subquery))": the array drives one bitmap scan of the index in every
+//     plan (a plain semi-join may be planned as a hash join over the whole
+//     table when the server knows the values);
+//   - over an unindexed column the plain "col IN (subquery)": the server
+//     can only read every record, and a hashed semi-join costs less per
+//     record than the hashed test;
+//   - when the table is not known (an alias, a table expression, a dry
+//     run) or the lookup fails: the hashed test for wide filters,
+//     "(col IN (subquery)) IS TRUE AND col = ANY(ARRAY(subquery))" for
+//     small ones (the roots' subtrees at most 256 locations), where the
+//     array drives an index if there is one and the hashed test, evaluated
 //     first, keeps the server's linear search of the array to the records
-//     in scope when the column has no index (the server prefers the index
-//     once it has statistics on the table; a small table never analyzed
-//     may be scanned);
-//   - one in between reads "col = ANY(ARRAY(subquery))" when a valid,
-//     non-partial index on the host table leads with the column (one
-//     bitmap scan), and the hashed test of wide filters when none does
-//     (one sequential pass, where the array would be searched linearly for
-//     every record in scope). The table is the column's qualifier, else
-//     the query's table (db.Table, or the model's); PostgreSQL's catalog
-//     answers, and a Store's database keeps the answer for a minute
-//     (NewStore). When the table is not known (an alias, a table
-//     expression, a dry run) or the lookup fails, it is the plain
-//     semi-join;
-//   - any other (more than 50,000 locations) is the plain "col IN
-//     (subquery)", which the server answers as a semi-join.
+//     in scope if there is none, and the plain semi-join otherwise.
 //
-// The four select the same rows.
+// Beyond 50,000 locations in the roots' subtrees it is always the plain
+// semi-join: the server hashes a subquery only when its estimated result
+// fits in hash_mem (work_mem × hash_mem_multiplier, 4 MB by default before
+// PostgreSQL 15), about 2 MB of closure rows, and an array would be
+// searched linearly. The four select the same rows.
 //
 // IDs compare byte for byte on every database. On MySQL and MariaDB, whose
 // collations may ignore case or trailing spaces, the column is compared

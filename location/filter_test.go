@@ -507,11 +507,11 @@ type hostedRecord struct {
 
 func (hostedRecord) TableName() string { return "hosted" }
 
-// On PostgreSQL a filter between the small and the wide ones takes its form
-// from the host table: the unguarded array over an indexed column, the
-// hashed test over an unindexed one, the semi-join when the table is not
-// known (an alias). A new index changes the form once the minute the store
-// keeps the answer has passed, on the store's clock.
+// On PostgreSQL a filter takes its form from the host table: the array
+// over an indexed column (the hashed test when wide), the semi-join over
+// an unindexed one, and the forms chosen by size alone when the table is
+// not known (an alias). A new index changes the form once the minute the
+// store keeps the answer has passed, on the store's clock.
 func TestFilter_PostgresFormFollowsTheHostIndex(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	e := newEnv(t)
@@ -542,14 +542,18 @@ func TestFilter_PostgresFormFollowsTheHostIndex(t *testing.T) {
 	assert.Equal(t, want("index-array"), formOf(district, table("hosted"), "location_id"))
 	assert.Equal(t, want("index-array"), formOf(district, model, "location_id"), "table from the model")
 	assert.Equal(t, want("index-array"), formOf(district, table("hosted"), "hosted.location_id"), "table from the qualifier")
-	assert.Equal(t, want("hashed"), formOf(district, table("other"), "location_id"))
-	assert.Equal(t, want("join"), formOf(district, table("hosted AS h"), "h.location_id"))
-	// Small and wide filters do not look at the index.
-	assert.Equal(t, want("array"), formOf(village, table("other"), "location_id"))
+	assert.Equal(t, want("index-array"), formOf(village, table("hosted"), "location_id"))
 	assert.Equal(t, want("hashed"), formOf(region, table("hosted"), "location_id"))
+	for _, f := range []location.Filter{village, district, region} {
+		assert.Equal(t, want("join"), formOf(f, table("other"), "location_id"))
+	}
+	// An alias: by size alone.
+	assert.Equal(t, want("array"), formOf(village, table("hosted AS h"), "h.location_id"))
+	assert.Equal(t, want("join"), formOf(district, table("hosted AS h"), "h.location_id"))
+	assert.Equal(t, want("hashed"), formOf(region, table("hosted AS h"), "h.location_id"))
 
 	require.NoError(t, e.db.Exec("CREATE INDEX other_location ON other (location_id)").Error)
-	assert.Equal(t, want("hashed"), formOf(district, table("other"), "location_id"), "within the minute")
+	assert.Equal(t, want("join"), formOf(district, table("other"), "location_id"), "within the minute")
 	now = now.Add(time.Minute)
 	assert.Equal(t, want("index-array"), formOf(district, table("other"), "location_id"), "after it")
 }
