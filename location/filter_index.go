@@ -64,8 +64,14 @@ const indexQuery = `SELECT CASE WHEN to_regclass(@t) IS NULL THEN NULL ELSE EXIS
 	` JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]` +
 	` WHERE i.indrelid = to_regclass(@t) AND a.attname = @c AND i.indisvalid AND i.indpred IS NULL) END`
 
+// myIndexQuery is indexQuery for MySQL and MariaDB, in the current
+// database: NULL when no such table exists.
+const myIndexQuery = `SELECT CASE WHEN (SELECT COUNT(*) FROM information_schema.tables` +
+	` WHERE table_schema = DATABASE() AND table_name = @t) = 0 THEN NULL ELSE EXISTS (SELECT 1 FROM information_schema.statistics` +
+	` WHERE table_schema = DATABASE() AND table_name = @t AND column_name = @c AND seq_in_index = 1) END`
+
 // hostIndex reports whether col of the table db's statement reads is
-// indexed, on PostgreSQL. The table is col's qualifier or the statement's
+// indexed, on PostgreSQL, MySQL and MariaDB. The table is col's qualifier or the statement's
 // table; an unknown table (an alias, a table expression) is indexUnknown,
 // and so is any failure: the answer only steers the form of the
 // condition, never what it selects.
@@ -84,6 +90,18 @@ func hostIndex(db *gorm.DB, col clause.Column) indexState {
 		table = db.Statement.Table
 	}
 	name, ok := regclass(table)
+	query := indexQuery
+	switch dbx.DialectOf(db) {
+	case dbx.SQLite:
+		return indexUnknown
+	case dbx.MySQL:
+		query = myIndexQuery
+		if c, valid := dbx.ParseColumn(table); valid && c.Table == "" {
+			name = table
+		} else {
+			ok = false // another database: not looked up
+		}
+	}
 	if !ok {
 		return indexUnknown
 	}
@@ -98,7 +116,7 @@ func hostIndex(db *gorm.DB, col clause.Column) indexState {
 		}
 	}
 	var found []*bool
-	err := db.Session(&gorm.Session{NewDB: true}).Raw(indexQuery, sql.Named("t", name), sql.Named("c", col.Name)).Scan(&found).Error
+	err := db.Session(&gorm.Session{NewDB: true}).Raw(query, sql.Named("t", name), sql.Named("c", col.Name)).Scan(&found).Error
 	if err != nil || len(found) != 1 || found[0] == nil {
 		return indexUnknown
 	}
