@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+	gmysql "gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -76,6 +78,19 @@ func BenchmarkFilterSweep(b *testing.B) {
 		name string
 		db   *gorm.DB
 	}{{dbtest.Name(), db}}
+	if dbtest.Name() == "mysql" {
+		// MariaDB's max_statement_time (s) as PostgreSQL's statement_timeout.
+		pool, err := gorm.Open(gmysql.Open(dsn+"&max_statement_time=10"), &gorm.Config{Logger: logger.Discard})
+		must(err)
+		b.Cleanup(func() {
+			if sqlDB, err := pool.DB(); err == nil {
+				_ = sqlDB.Close()
+			}
+		})
+		_, err = location.NewStore(pool, audit.New(pool))
+		must(err)
+		pools[0].db = pool
+	}
 	if dbtest.Name() == "postgres" {
 		pools = nil
 		for _, p := range []struct {
@@ -145,7 +160,8 @@ type sweepMethod struct {
 }
 
 // sweepTimeoutParam makes PostgreSQL cancel a query of the sweep after 10 s
-// (SQLSTATE 57014); the point then counts as 10 s.
+// (SQLSTATE 57014; MariaDB: max_statement_time, error 1969); the point then
+// counts as sweepSlow at least.
 const sweepTimeoutParam = " statement_timeout=10000"
 
 // sweepSlow is the time from which a query of BenchmarkFilterSweep runs
@@ -168,8 +184,11 @@ func sweepRun(b *testing.B, want int64, methods []sweepMethod) {
 		start := time.Now()
 		n, err := methods[i].count()
 		ms := float64(time.Since(start).Microseconds()) / 1000
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "57014" {
+		var (
+			pgErr *pgconn.PgError
+			myErr *mysql.MySQLError
+		)
+		if errors.As(err, &pgErr) && pgErr.Code == "57014" || errors.As(err, &myErr) && myErr.Number == 1969 {
 			b.Logf("%s: canceled after %.0f ms", methods[i].name, ms)
 			return max(ms, float64(sweepSlow.Milliseconds()))
 		}
