@@ -37,8 +37,10 @@ import (
 //	AND col NOT IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (?, ...))
 //
 // with "col IN (SELECT id FROM townhall_locations WHERE deleted_at IS
-// NULL)" as the first line of a LiveFilter, on PostgreSQL another form of
-// the first line for most sizes of the subtrees, and, on MySQL and
+// NULL)" as the first line of a LiveFilter; on PostgreSQL a SubtreesFilter
+// is one test of the column against "SELECT descendant_id ... WHERE
+// ancestor_id IN (?, ...) AND descendant_id NOT IN (SELECT descendant_id
+// ... WHERE ancestor_id IN (?, ...))" in one of four forms, and, on MySQL and
 // MariaDB, the column also compared as a binary string (see Condition).
 type Filter struct {
 	kind    filterKind

@@ -212,13 +212,14 @@ func TestFilter_ConditionCombines(t *testing.T) {
 	assert.Nil(t, cond, "no condition at all")
 }
 
-// On PostgreSQL the size of the subtrees picks the form of the condition
+// On PostgreSQL, when the host table is not known (here: a dry run), the
+// size of the subtrees picks the form of the condition
 // (location.Filter.Condition): a wide filter (an eighth of the tree or
 // more, at most 50,000 locations in its roots' subtrees) a hashed test, a
 // small one (its roots' subtrees at most 256 locations) an array that
 // drives the column's index, guarded by the hashed test, any other the
-// plain semi-join. TestFilter_EveryFormAgreesWithContains runs each form
-// against Contains.
+// plain semi-join. TestFilter_FormFollowsTheHostIndex covers known tables;
+// TestFilter_EveryFormAgreesWithContains runs each form against Contains.
 func TestFilter_PostgresFormFollowsTheSizeOfTheSubtrees(t *testing.T) {
 	tree, d0Villages := formTree(t)
 	pg, err := gorm.Open(postgres.New(postgres.Config{DSN: "host=127.0.0.1"}), &gorm.Config{DryRun: true, DisableAutomaticPing: true})
