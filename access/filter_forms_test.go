@@ -18,7 +18,9 @@ func TestFilter_AgreesWithCheckInEveryForm(t *testing.T) {
 	if dbtest.Name() != "postgres" {
 		t.Skip("one form on this database: TestFilter_AgreesWithCheck covers it")
 	}
-	for _, seed := range diffSeeds {
+	// One seed: TestFilter_AgreesWithCheck runs them all in the forms
+	// their sizes pick.
+	for _, seed := range diffSeeds[:1] {
 		for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray} {
 			t.Run(string(form), func(t *testing.T) {
 				w := newGenWorld(t, seed)
