@@ -42,6 +42,7 @@ func (c *Checker) Health(ctx context.Context) (SyncStatus, error) {
 	if err != nil {
 		return st, fmt.Errorf("read revision: %w", err)
 	}
+	c.obs.head.Store(head)
 	st.Head, st.Behind = head, max(head-st.Revision, 0)
 	return st, nil
 }
