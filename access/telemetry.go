@@ -158,45 +158,28 @@ func newObserver(set telemetry.Set, checkSpans bool, now func() time.Time) (*obs
 // observe registers the callback of the observable instruments over c.
 func (o *observer) observe(c *Checker) error {
 	m := o.set.Meter
-	checks, err := m.Int64ObservableCounter("townhall.checks", metric.WithUnit("{check}"),
-		metric.WithDescription("Checker.Check calls by outcome and reason."))
-	if err != nil {
-		return err
+	counter := func(name, unit, desc string) (metric.Int64ObservableCounter, error) {
+		return m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 	}
-	revision, err := m.Int64ObservableGauge("townhall.snapshot.revision", metric.WithUnit("{revision}"),
-		metric.WithDescription("Database revision (audit sequence number) the snapshot reflects."))
-	if err != nil {
-		return err
+	gauge := func(name, unit, desc string) (metric.Int64ObservableGauge, error) {
+		return m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
 	}
-	lag, err := m.Int64ObservableGauge("townhall.sync.lag", metric.WithUnit("{revision}"),
-		metric.WithDescription("Revisions the snapshot is behind the database head last read."))
-	if err != nil {
-		return err
-	}
-	age, err := m.Float64ObservableGauge("townhall.sync.age", metric.WithUnit("s"),
+	checks, err1 := counter("townhall.checks", "{check}", "Checker.Check calls by outcome and reason.")
+	revision, err2 := gauge("townhall.snapshot.revision", "{revision}", "Database revision (audit sequence number) the snapshot reflects.")
+	lag, err3 := gauge("townhall.sync.lag", "{revision}", "Revisions the snapshot is behind the database head last read.")
+	age, err4 := m.Float64ObservableGauge("townhall.sync.age", metric.WithUnit("s"),
 		metric.WithDescription("Seconds since the last successful sync."))
-	if err != nil {
-		return err
-	}
-	failures, err := m.Int64ObservableCounter("townhall.sync.failures", metric.WithUnit("{failure}"),
-		metric.WithDescription("Failed syncs."))
-	if err != nil {
-		return err
-	}
-	reconnects, err := m.Int64ObservableCounter("townhall.listener.reconnects", metric.WithUnit("{reconnect}"),
-		metric.WithDescription("LISTEN sessions established after the first (PostgreSQL)."))
-	if err != nil {
-		return err
-	}
-	size, err := m.Int64ObservableGauge("townhall.snapshot.size", metric.WithUnit("{entity}"),
-		metric.WithDescription("Users, grants and locations held in the snapshot."))
-	if err != nil {
+	failures, err5 := counter("townhall.sync.failures", "{failure}", "Failed syncs.")
+	reconnects, err6 := counter("townhall.listener.reconnects", "{reconnect}", "LISTEN sessions established after the first (PostgreSQL).")
+	size, err7 := gauge("townhall.snapshot.size", "{entity}", "Users, grants and locations held in the snapshot.")
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 		return err
 	}
 	entity := func(name string) metric.ObserveOption {
 		return metric.WithAttributeSet(attribute.NewSet(AttrEntity.String(name)))
 	}
 	usersAttr, grantsAttr, locationsAttr := entity("users"), entity("grants"), entity("locations")
+	var err error
 	o.registration, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 		for oi := range numOutcomes {
 			for ri := range numReasons {
