@@ -100,6 +100,7 @@ func metricsPlatforms(b *testing.B) {
 func BenchmarkCheckMetrics(b *testing.B) {
 	metricsPlatforms(b)
 	ctx := context.Background()
+	ranOn := false
 	for _, m := range []struct {
 		name string
 		p    *townhall.Platform
@@ -107,6 +108,7 @@ func BenchmarkCheckMetrics(b *testing.B) {
 		reqs := metricsBench.reqs
 		c := m.p.Checker
 		b.Run("metrics="+m.name, func(b *testing.B) {
+			ranOn = ranOn || m.name == "on"
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				r := &reqs[i%len(reqs)]
@@ -116,6 +118,7 @@ func BenchmarkCheckMetrics(b *testing.B) {
 			}
 		})
 		b.Run("parallel/metrics="+m.name, func(b *testing.B) {
+			ranOn = ranOn || m.name == "on"
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				i := rand.IntN(len(reqs))
@@ -129,7 +132,9 @@ func BenchmarkCheckMetrics(b *testing.B) {
 			})
 		})
 	}
-	b.StopTimer()
+	if !ranOn {
+		return
+	}
 	// The counted checks reach the reader.
 	var rm metricdata.ResourceMetrics
 	if err := metricsBench.reader.Collect(ctx, &rm); err != nil {

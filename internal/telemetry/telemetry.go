@@ -54,21 +54,6 @@ func New(log *slog.Logger, tp trace.TracerProvider, mp metric.MeterProvider) Set
 	return Set{Logger: log, Tracer: tp.Tracer(Scope), Meter: mp.Meter(Scope), Counting: counting}
 }
 
-// Resolved returns s with defaults filled in for its zero fields.
-func (s Set) Resolved() Set {
-	if s.Logger != nil && s.Tracer != nil && s.Meter != nil {
-		return s
-	}
-	d := New(s.Logger, nil, nil)
-	if s.Tracer != nil {
-		d.Tracer = s.Tracer
-	}
-	if s.Meter != nil {
-		d.Meter, d.Counting = s.Meter, s.Counting
-	}
-	return d
-}
-
 // Start starts a span named name, a child of the span in ctx.
 func (s Set) Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	return s.Tracer.Start(ctx, name, trace.WithAttributes(attrs...))
