@@ -37,9 +37,9 @@ func TestObserver_TimedCheckAllocatesNothing(t *testing.T) {
 	decisions := []Decision{{Allowed: true, Reason: ReasonRole}, {Reason: ReasonNoGrant}}
 	i := 0
 	allocs := testing.AllocsPerRun(1000, func() {
-		p := o.beginCheck(ctx, Request{Module: "m", Action: "a"})
-		p.start = time.Now() // as if sampled
-		o.endCheck(p, decisions[i%2], nil)
+		p := o.beginCheck(ctx, &Request{Module: "m", Action: "a"})
+		p.start = o.clock() // as if sampled
+		o.endCheck(ctx, p, decisions[i%2], nil)
 		i++
 	})
 	assert.Zero(t, allocs)
