@@ -261,13 +261,13 @@ func TestObserve_AdminChangesCountedTracedAndRefusalsLogged(t *testing.T) {
 	require.Len(t, o.ended("townhall.Open"), 1, "Open is a span")
 	testkit.Locations(t, p, location.Location{ID: "M1", Level: "municipality"})
 	testkit.Member(t, p, "op", access.RoleOperator, "M1")
-	testkit.User(t, p, "u2")
+	testkit.Member(t, p, "u2", access.RoleViewer, "M1")
 
 	applied := func(typ string) float64 {
 		return o.value(t, "townhall.admin.changes", access.AttrChangeType.String(typ), outcome(access.OutcomeApplied))
 	}
 	before := applied(audit.TypeGrant)
-	require.NoError(t, p.Admin.Grant(ctx, access.System(), "u2", access.RoleViewer, "M1"))
+	require.NoError(t, p.Admin.Grant(ctx, access.System(), "u2", access.RoleManager, "M1"))
 	assert.Equal(t, before+1, applied(audit.TypeGrant))
 	spans := o.ended("townhall.Admin." + audit.TypeGrant)
 	require.NotEmpty(t, spans)
@@ -302,9 +302,10 @@ func TestObserve_AdminChangesCountedTracedAndRefusalsLogged(t *testing.T) {
 	// A change whose transaction fails is counted as failed, its span
 	// carries the error.
 	testkit.Locations(t, p, location.Location{ID: "M2", Level: "municipality"})
+	testkit.Member(t, p, "u3", access.RoleViewer, "M2")
 	db := p.DB()
 	require.NoError(t, db.Exec("ALTER TABLE casbin_rule RENAME TO casbin_rule_away").Error)
-	err = p.Admin.Grant(ctx, access.System(), "u2", access.RoleViewer, "M2")
+	err = p.Admin.Grant(ctx, access.System(), "u3", access.RoleManager, "M2")
 	require.NoError(t, db.Exec("ALTER TABLE casbin_rule_away RENAME TO casbin_rule").Error)
 	require.Error(t, err)
 	assert.Equal(t, 1.0, o.value(t, "townhall.admin.changes", access.AttrChangeType.String(audit.TypeGrant), outcome(access.OutcomeFailed)))
@@ -518,13 +519,14 @@ func TestObserve_LogsCarryNoSecrets(t *testing.T) {
 	_, err := p.Users.Create(ctx, users.NewUser{ID: "op", Username: "op", Email: "op@example.org", Password: "correct horse battery"})
 	require.NoError(t, err)
 	testkit.Member(t, p, "op", access.RoleOperator, "M1")
+	testkit.Member(t, p, "u3", access.RoleViewer, "M1")
 	testkit.User(t, p, "super")
 	require.NoError(t, p.Admin.SetSuperAdmin(ctx, access.System(), "super", true))
 	token, err := p.Admin.Impersonate(ctx, access.Subject{UserID: "super"}, "op", "ticket 12", time.Hour)
 	require.NoError(t, err)
 	as, err := p.Admin.ResolveImpersonation(ctx, token)
 	require.NoError(t, err)
-	require.ErrorIs(t, p.Admin.Grant(ctx, as, "super", access.RoleAdmin, "M1"), access.ErrForbidden)
+	require.ErrorIs(t, p.Admin.Grant(ctx, as, "u3", access.RoleAdmin, "M1"), access.ErrForbidden)
 
 	refused := o.logs.find("townhall: change refused")
 	require.Len(t, refused, 1)
