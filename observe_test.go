@@ -231,6 +231,16 @@ func TestObserve_ChecksCountedByOutcomeAndReasonAndSampledForLatency(t *testing.
 	assert.Equal(t, 3.0, o.value(t, "townhall.checks", outcome(access.OutcomeDenied), reason(access.ReasonOutOfScope)))
 	assert.Equal(t, 1.0, o.value(t, "townhall.checks", outcome(access.OutcomeError), reason(access.ReasonInvalid)))
 	assert.Equal(t, float64(n+4), o.value(t, "townhall.checks"))
+
+	// Decide, on handles, is counted the same way.
+	principal, err := p.Checker.Resolve(ctx, u1)
+	require.NoError(t, err)
+	action, err := p.Checker.Action("occurrences", "update")
+	require.NoError(t, err)
+	place, err := p.Checker.Place("M2")
+	require.NoError(t, err)
+	require.False(t, p.Checker.Decide(principal, action, place).Allowed)
+	assert.Equal(t, 4.0, o.value(t, "townhall.checks", outcome(access.OutcomeDenied), reason(access.ReasonOutOfScope)))
 	// About one check in 64 is timed: after every 64th of one outcome
 	// and reason, the next.
 	timed := o.value(t, "townhall.check.duration")

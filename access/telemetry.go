@@ -271,9 +271,7 @@ func (o *observer) endCheck(ctx context.Context, p checkProbe, d Decision, err e
 		oi = outcomeAllowed
 	}
 	if o.set.Counting {
-		if o.checks[oi][reasonIndex(d.Reason)].Add(1)&checkSampleMask == 0 {
-			o.timeNext.Store(true)
-		}
+		o.count(oi, d.Reason)
 		if p.start != 0 {
 			if p.span != nil {
 				ctx = p.ctx
@@ -286,6 +284,27 @@ func (o *observer) endCheck(ctx context.Context, p checkProbe, d Decision, err e
 		p.span.SetAttributes(AttrOutcome.String(outcomeNames[oi]), AttrReason.String(string(d.Reason)))
 		telemetry.End(p.span, err)
 	}
+}
+
+// count counts a decision; after every 64th of an outcome and reason it
+// has the next Check timed.
+func (o *observer) count(oi int, r Reason) {
+	if o.checks[oi][reasonIndex(r)].Add(1)&checkSampleMask == 0 {
+		o.timeNext.Store(true)
+	}
+}
+
+// decided counts a decision Decide made (handles: no context, no error,
+// not timed).
+func (o *observer) decided(d *Decision) {
+	if !o.set.Counting {
+		return
+	}
+	oi := outcomeDenied
+	if d.Allowed {
+		oi = outcomeAllowed
+	}
+	o.count(oi, d.Reason)
 }
 
 // loaded records the duration of a full snapshot load.
