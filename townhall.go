@@ -14,6 +14,7 @@ import (
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/notify"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/telemetry"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -59,6 +60,7 @@ type config struct {
 
 	auditExtra []audit.Option // options_audit.go
 	auditKeyed bool
+	obs        observeConfig // options_observe.go
 }
 
 // WithRegistry sets the modules, actions and roles (default
@@ -123,7 +125,7 @@ func OpenSQLite(path string) (*gorm.DB, error) {
 // Migrations are idempotent and serialised across processes. On SQLite, a
 // plain file path is reopened with OpenSQLite's settings for townhall's own
 // use, so its concurrent writes never fail with SQLITE_BUSY.
-func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
+func Open(ctx context.Context, db *gorm.DB, opts ...Option) (_ *Platform, err error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil *gorm.DB", ErrInvalidInput)
 	}
@@ -139,6 +141,8 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	if cfg.now == nil {
 		return nil, fmt.Errorf("%w: nil clock", ErrInvalidInput)
 	}
+	ctx, span := telemetry.New(nil, cfg.obs.tracer, nil).Start(ctx, "townhall.Open")
+	defer func() { telemetry.End(span, err) }()
 	p := &Platform{}
 	ok := false
 	defer func() {
@@ -182,7 +186,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 		return nil, fmt.Errorf("townhall: migrate: %w", err)
 	}
 
-	auditOpts := []audit.Option{audit.WithClock(cfg.now)}
+	auditOpts := []audit.Option{audit.WithClock(cfg.now), audit.WithLogger(cfg.obs.logger), audit.WithMeterProvider(cfg.obs.meter)}
 	var channel string
 	if dbx.DialectOf(db) == dbx.Postgres && !cfg.polling && cfg.syncInterval >= 0 {
 		var err error
@@ -203,7 +207,6 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 		return nil, err
 	}
 
-	var err error
 	checkerClock := cfg.now
 	if !cfg.clockSet {
 		checkerClock = nil // the checker's default: a coarse clock for decision events
@@ -211,6 +214,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (*Platform, error) {
 	if p.Checker, err = access.NewChecker(ctx, db, access.CheckerConfig{
 		Registry: cfg.registry, Audit: p.Audit, Clock: checkerClock, AuditAllowed: cfg.auditAllowed,
 		SyncInterval: cfg.syncInterval, NotifyChannel: channel,
+		Logger: cfg.obs.logger, TracerProvider: cfg.obs.tracer, MeterProvider: cfg.obs.meter, CheckSpans: cfg.obs.checkSpans,
 	}); err != nil {
 		return nil, fmt.Errorf("townhall: %w", err)
 	}

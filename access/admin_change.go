@@ -75,6 +75,11 @@ type guarded struct {
 //
 // A refusal is audited (Allowed false) and returned matching ErrForbidden.
 func (a *Admin) commit(ctx context.Context, actor Subject, g guarded) error {
+	return a.observed(ctx, actor, g.ch, func(ctx context.Context) error { return a.commitObserved(ctx, actor, g) })
+}
+
+// commitObserved is commit inside the change's span.
+func (a *Admin) commitObserved(ctx context.Context, actor Subject, g guarded) error {
 	var refused error
 	// Each attempt re-reads the snapshot and re-judges the change; the
 	// publish lock is not held across the backoff between attempts, so
@@ -220,6 +225,7 @@ func (a *Admin) refuse(ctx context.Context, actor Subject, ch change, err error)
 	if errors.Is(err, ErrLastSuperAdmin) {
 		reason = refusedLastSuperAdmin
 	}
+	ctx, span := a.c.obs.startChange(ctx, actor, ch)
 	ev := ch.event(actor, false, reason)
 	var rerr error
 	if actor.UserID == "" && !actor.system {
@@ -235,6 +241,7 @@ func (a *Admin) refuse(ctx context.Context, actor Subject, ch change, err error)
 	} else {
 		rerr = a.audit.Record(ctx, ev)
 	}
+	a.c.obs.endRefusal(ctx, span, actor, ch, reason, rerr)
 	if rerr != nil {
 		return errors.Join(err, fmt.Errorf("audit refusal: %w", rerr))
 	}
@@ -265,10 +272,12 @@ func (a *Admin) guard(ctx context.Context, actor Subject, g *guarded,
 // the changes that give no user a permission and publish their own part of
 // the snapshot afterwards (impersonation sessions).
 func (a *Admin) apply(ctx context.Context, actor Subject, ch change, write func(tx *gorm.DB) error) error {
-	return dbx.Tx(ctx, a.db, func(tx *gorm.DB) error {
-		if err := write(tx); err != nil {
-			return err
-		}
-		return a.audit.RecordTx(ctx, tx, ch.event(actor, true, ""))
+	return a.observed(ctx, actor, ch, func(ctx context.Context) error {
+		return dbx.Tx(ctx, a.db, func(tx *gorm.DB) error {
+			if err := write(tx); err != nil {
+				return err
+			}
+			return a.audit.RecordTx(ctx, tx, ch.event(actor, true, ""))
+		})
 	})
 }

@@ -30,11 +30,13 @@ import (
 // for a writer. Denied decisions are recorded in the audit log
 // asynchronously, without allocating.
 func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, error) {
+	probe := c.obs.beginCheck(ctx, &req)
 	d, err := c.decide(c.snapshot(), &s, &req)
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
 	c.recordDecision(&s, &req, &d)
+	c.obs.endCheck(ctx, probe, d, err)
 	return d, err
 }
 

@@ -5,17 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/notify"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/telemetry"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -45,6 +49,7 @@ type Checker struct {
 
 	rep      syncState        // catching up with other processes (sync.go)
 	listener *notify.Listener // PostgreSQL LISTEN, when enabled
+	obs      *observer        // logs, traces, metrics (telemetry.go)
 }
 
 // CheckerConfig configures NewChecker.
@@ -66,6 +71,15 @@ type CheckerConfig struct {
 	// checker as soon as another process commits a change (see
 	// internal/notify; townhall.Open sets it unless polling is chosen).
 	NotifyChannel string
+	// Logger, TracerProvider and MeterProvider receive the checker's (and
+	// its Admin's) logs, spans and metrics. Defaults: discard, and the
+	// global OpenTelemetry providers.
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	// CheckSpans makes every Check a span (off by default: checks are the
+	// bulk of traffic).
+	CheckSpans bool
 }
 
 // NewChecker compiles the registry, writes its policy rows when they differ
@@ -86,8 +100,12 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{id: checkerIDs.Add(1), db: db, audit: cfg.Audit, now: cfg.Clock, stamp: cfg.Clock, auditAllowed: cfg.AuditAllowed}
-	if err := syncPolicy(ctx, db, cfg.Audit, reg); err != nil {
+	obs, err := newObserver(telemetry.New(cfg.Logger, cfg.TracerProvider, cfg.MeterProvider), cfg.CheckSpans, cfg.Clock)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	c := &Checker{id: checkerIDs.Add(1), db: db, audit: cfg.Audit, now: cfg.Clock, stamp: cfg.Clock, auditAllowed: cfg.AuditAllowed, obs: obs}
+	if err := syncPolicy(ctx, db, cfg.Audit, reg, obs.set.Logger); err != nil {
 		return nil, err
 	}
 	// The revision is read before the rows: changes committed in between
@@ -96,12 +114,15 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	snap, err := loadSnapshot(ctx, db, reg, nil)
 	if err != nil {
 		return nil, err
 	}
+	obs.loaded(ctx, start)
 	c.snap.Store(snap)
 	c.rep.rev.Store(rev)
+	obs.synced(rev, nil, false)
 	if defaultClock {
 		c.coarse = startCoarseClock()
 		c.stamp = c.coarse.now
@@ -113,10 +134,14 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 		c.startSync(cfg.SyncInterval)
 	}
 	if cfg.NotifyChannel != "" {
-		if c.listener, err = notify.Listen(db, cfg.NotifyChannel, c.Wake); err != nil {
+		if c.listener, err = notify.Listen(db, cfg.NotifyChannel, c.Wake, obs.set.Logger); err != nil {
 			c.Close()
 			return nil, err
 		}
+	}
+	if err := obs.observe(c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	return c, nil
 }
@@ -131,6 +156,7 @@ func (c *Checker) Close() error {
 	if c.coarse != nil {
 		c.coarse.close()
 	}
+	c.obs.close()
 	return nil
 }
 

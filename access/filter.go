@@ -139,7 +139,9 @@ func (c *Checker) LocationFilter(ctx context.Context, s Subject, module, action 
 // users.ErrNotFound, ErrInvalidToken, ErrInvalidInput for System(). The SQL
 // grows with the number of grants and of disabled municipalities, never
 // with the size of subtrees.
-func (c *Checker) Filter(_ context.Context, s Subject, module, action string) (*RecordFilter, error) {
+func (c *Checker) Filter(ctx context.Context, s Subject, module, action string) (f *RecordFilter, err error) {
+	_, span := c.obs.startFilter(ctx, module, action)
+	defer func() { c.obs.endFilter(span, f, err) }()
 	snap := c.snapshot()
 	ai, err := snap.reg.action(module, action)
 	if err != nil {

@@ -113,6 +113,7 @@ func (c *Checker) Decide(p Principal, a ActionID, at Place) Decision {
 	if !d.Allowed || c.auditAllowed {
 		c.recordHandles(snap, &sub, a, at, &d)
 	}
+	c.obs.decided(&d)
 	return d
 }
 

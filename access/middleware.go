@@ -72,7 +72,7 @@ func (c *Checker) Require(module, action string, opts ...RequireOption) func(htt
 			o(&cfg)
 		}
 	}
-	return func(next http.Handler) http.Handler {
+	return c.obs.traced(module, action, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			s, _ := SubjectFrom(ctx)
@@ -120,7 +120,7 @@ func (c *Checker) Require(module, action string, opts ...RequireOption) func(htt
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, decisionKey{}, d)))
 		})
-	}
+	})
 }
 
 // problem writes an RFC 9457 problem details body.

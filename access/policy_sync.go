@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	gormadapter "github.com/casbin/gorm-adapter/v3"
@@ -45,20 +46,30 @@ func policyRows(reg *compiled) [][]string {
 // syncPolicy rewrites the stored p rows when they differ from the running
 // registry, in one transaction with a registry_changed audit event. It holds
 // the migration lock, so processes starting together do not race.
-func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *compiled) error {
+func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *compiled, logger *slog.Logger) error {
 	want := policyRows(reg)
 	key := func(r []string) string { return r[0] + "\x00" + r[1] + "\x00" + r[2] + "\x00" + r[3] }
-	return dbx.Migrate(ctx, db, func(conn *gorm.DB) error {
+	var added, removed int
+	err := dbx.Migrate(ctx, db, func(conn *gorm.DB) error {
 		return dbx.Tx(ctx, conn, func(tx *gorm.DB) error {
-			return writePolicy(ctx, tx, log, want, key)
+			var err error
+			added, removed, err = writePolicy(ctx, tx, log, want, key)
+			return err
 		})
 	})
+	if err == nil && added+removed > 0 {
+		logger.LogAttrs(ctx, slog.LevelInfo, "townhall: registry policy rows rewritten",
+			slog.Int("added", added), slog.Int("removed", removed), slog.Int("rules", len(want)))
+	}
+	return err
 }
 
-func writePolicy(ctx context.Context, tx *gorm.DB, log *audit.Log, want [][]string, key func([]string) string) error {
+// writePolicy makes the p rows those of want, and reports how many it
+// added and removed.
+func writePolicy(ctx context.Context, tx *gorm.DB, log *audit.Log, want [][]string, key func([]string) string) (added, removed int, err error) {
 	var have []gormadapter.CasbinRule
 	if err := tx.Where("ptype = ?", "p").Find(&have).Error; err != nil {
-		return fmt.Errorf("read policy rows: %w", err)
+		return 0, 0, fmt.Errorf("read policy rows: %w", err)
 	}
 	wanted := map[string]bool{}
 	for _, r := range want {
@@ -81,19 +92,19 @@ func writePolicy(ctx context.Context, tx *gorm.DB, log *audit.Log, want [][]stri
 		}
 	}
 	if len(stale) == 0 && len(add) == 0 {
-		return nil
+		return 0, 0, nil
 	}
 	for chunk := range slices.Chunk(stale, insertChunk) {
 		if err := tx.Where("id IN ?", chunk).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-			return fmt.Errorf("delete stale policy rows: %w", err)
+			return 0, 0, fmt.Errorf("delete stale policy rows: %w", err)
 		}
 	}
 	if len(add) > 0 {
 		if err := tx.CreateInBatches(add, insertChunk).Error; err != nil {
-			return fmt.Errorf("write policy rows: %w", err)
+			return 0, 0, fmt.Errorf("write policy rows: %w", err)
 		}
 	}
-	return log.RecordTx(ctx, tx, audit.Event{
+	return len(add), len(stale), log.RecordTx(ctx, tx, audit.Event{
 		Type:    audit.TypeRegistryChanged,
 		Details: map[string]any{"added": len(add), "removed": len(stale), "rules": len(want)},
 	})

@@ -10,8 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/telemetry"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -53,14 +57,37 @@ func (c *Checker) Revision() int64 { return c.rep.rev.Load() }
 // what other processes committed since the last sync (read-your-writes
 // across replicas on demand). It returns when the snapshot reflects every
 // change committed before the call.
-func (c *Checker) Sync(ctx context.Context) error {
+func (c *Checker) Sync(ctx context.Context) error { return c.sync(ctx, false) }
+
+// sync is Sync. The background loop's syncs are traced only when they find
+// something to apply or fail, and their failures are logged: a poll every
+// 250 ms that finds nothing is not worth a span.
+func (c *Checker) sync(ctx context.Context, background bool) (err error) {
 	c.rep.mu.Lock()
 	defer c.rep.mu.Unlock()
-	head, err := c.audit.Head(ctx)
-	if err != nil {
-		return err
+	start := time.Now()
+	head := int64(-1)
+	var span trace.Span
+	if !background {
+		ctx, span = c.obs.set.Tracer.Start(ctx, "townhall.Checker.Sync")
 	}
 	from := c.rep.rev.Load()
+	defer func() {
+		c.obs.synced(head, err, background)
+		if span == nil && err != nil {
+			_, span = c.obs.set.Tracer.Start(ctx, "townhall.Checker.Sync", trace.WithTimestamp(start))
+		}
+		if span != nil {
+			span.SetAttributes(attribute.Int64("townhall.revision.from", from), attribute.Int64("townhall.revision.to", c.rep.rev.Load()))
+			telemetry.End(span, err)
+		}
+	}()
+	if head, err = c.audit.Head(ctx); err != nil {
+		return err
+	}
+	if background && from < head {
+		ctx, span = c.obs.set.Tracer.Start(ctx, "townhall.Checker.Sync", trace.WithTimestamp(start))
+	}
 	applied := 0
 	for from < head {
 		events, err := c.audit.Changes(ctx, from, head, changePage)
@@ -87,7 +114,12 @@ func (c *Checker) Sync(ctx context.Context) error {
 
 // reload replaces the whole snapshot with a fresh load.
 func (c *Checker) reload(ctx context.Context) error {
-	return c.refresh(ctx, parts{reload: true})
+	start := time.Now()
+	if err := c.refresh(ctx, parts{reload: true}); err != nil {
+		return err
+	}
+	c.obs.loaded(ctx, start)
+	return nil
 }
 
 // Apply brings the snapshot in step with committed change events, all in
@@ -230,10 +262,11 @@ func (c *Checker) startSync(interval time.Duration) {
 			case <-t.C:
 			case <-s.wake:
 			}
-			// A failed sync (database briefly unreachable) is retried on
-			// the next tick: the revision only advances on success.
+			// A failed sync (database briefly unreachable) is logged and
+			// retried on the next tick: the revision only advances on
+			// success.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = c.Sync(ctx)
+			_ = c.sync(ctx, true) // sync logs, counts and keeps the error for Health
 			cancel()
 		}
 	}()

@@ -43,7 +43,7 @@ func (l *Log) RecordAsync(e Event) bool {
 	case l.pending <- pending{ev: e, details: details}:
 		return true
 	default:
-		l.dropped.Add(1)
+		l.drop(1)
 		return false
 	}
 }
@@ -117,6 +117,7 @@ func (l *Log) Close() error {
 		l.closedFlag.Store(true)
 		l.mu.Unlock()
 		close(l.stop)
+		l.obs.close()
 	})
 	<-l.done
 	l.closeCheckpoints()
@@ -216,10 +217,12 @@ func (l *Log) write(batch []pending) {
 			return l.appendRecords(tx, rs)
 		})
 	}
+	l.obs.written(n, len(batch), err)
 	if err == nil {
 		l.cp.appended(len(rs))
 	} else {
-		l.dropped.Add(n + int64(len(batch)))
+		l.dropped.Add(n) // counted when they were dropped
+		l.drop(len(batch))
 		l.errMu.Lock()
 		if l.asyncErr == nil {
 			l.asyncErr = fmt.Errorf("audit: async write: %w", err)

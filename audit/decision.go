@@ -28,7 +28,7 @@ func (l *Log) RecordDecision(d Decision) bool {
 		return false
 	}
 	if !l.decisions.push(&d) {
-		l.dropped.Add(1)
+		l.drop(1)
 		return false
 	}
 	if l.decisions.len() == l.decisions.half() {
@@ -57,7 +57,7 @@ func (l *Log) takeDecisions(batch []pending) []pending {
 			LocationID: d.LocationID, Module: d.Module, Action: d.Action, Reason: d.Reason, Allowed: &allowed,
 		}
 		if validate(&e) != nil {
-			l.dropped.Add(1)
+			l.drop(1)
 			continue
 		}
 		batch = append(batch, pending{ev: e, details: "{}"})

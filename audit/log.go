@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/metric"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -34,6 +36,8 @@ type options struct {
 	buffer     int
 	drainEvery time.Duration
 	onAppend   func(tx *gorm.DB, seq int64) error
+	logger     *slog.Logger
+	meter      metric.MeterProvider
 
 	keys     keyRing
 	signer   *signer
@@ -117,6 +121,7 @@ type Log struct {
 	asyncErr error
 
 	decisions  *decisionRing
+	obs        *observer     // logs and metrics of the writer (observe.go)
 	closedFlag atomic.Bool   // closed, readable without mu
 	poke       chan struct{} // wakes the writer when the ring is half full
 	drainEvery time.Duration
@@ -168,6 +173,7 @@ func newLog(db *gorm.DB, opts ...Option) *Log {
 		optErr:     o.err,
 	}
 	l.cp.init(o.signer, o.cpEvents, o.cpEvery)
+	l.obs = newObserver(l, o.logger, o.meter)
 	return l
 }
 

@@ -3,6 +3,7 @@
 //
 //	go run ./examples/httpserver            # listens on 127.0.0.1:8080
 //	curl -H 'X-User: olga' localhost:8080/m/riverton/occurrences
+//	curl localhost:8080/metrics               # Prometheus metrics
 //
 // The X-User header stands in for the host's own authentication: whatever
 // signs users in puts the subject in the request context with
@@ -14,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,22 +34,27 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	p, err := setup(context.Background(), filepath.Join(dir, "townhall.db"))
+	obs, err := newObservability(os.Stderr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer obs.Close()
+	p, err := setup(context.Background(), filepath.Join(dir, "townhall.db"), obs.options()...)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer p.Close()
-	log.Printf("listening on %s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, newServer(p)))
+	obs.logger.Info("listening", slog.String("addr", *addr), slog.String("metrics", "/metrics"))
+	log.Fatal(http.ListenAndServe(*addr, obs.serve(newServer(p))))
 }
 
 // setup opens a platform with one municipality and a few staff.
-func setup(ctx context.Context, path string) (*townhall.Platform, error) {
+func setup(ctx context.Context, path string, opts ...townhall.Option) (*townhall.Platform, error) {
 	db, err := townhall.OpenSQLite(path)
 	if err != nil {
 		return nil, err
 	}
-	p, err := townhall.Open(ctx, db)
+	p, err := townhall.Open(ctx, db, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -54,31 +55,47 @@ func Hook(channel string) func(tx *gorm.DB, seq int64) error {
 type Listener struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	connected bool
-	reconnect int
+	sessions  int
+	lastErr   error
+}
+
+// Status is a Listener's state.
+type Status struct {
+	Connected bool  // a LISTEN session is up
+	Sessions  int   // LISTEN sessions established so far; more than one means reconnects
+	LastError error // why the last session ended or could not start (kept after a reconnection)
 }
 
 // Listen starts listening on channel with a connection taken from db's
 // pool. wake is called (from the listener's goroutine) after each
-// notification and after each (re)connection.
-func Listen(db *gorm.DB, channel string, wake func()) (*Listener, error) {
+// notification and after each (re)connection. Every lost session and every
+// failed reconnection is logged to log at Warn.
+func Listen(db *gorm.DB, channel string, wake func(), log *slog.Logger) (*Listener, error) {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Listener{cancel: cancel, done: make(chan struct{})}
+	l := &Listener{cancel: cancel, done: make(chan struct{}), log: log}
 	go func() {
 		defer close(l.done)
 		backoff := 50 * time.Millisecond
 		for ctx.Err() == nil {
-			err := l.session(ctx, sqlDB.Conn, channel, wake)
+			established, err := l.session(ctx, sqlDB.Conn, channel, wake)
 			if ctx.Err() != nil {
 				return
 			}
-			_ = err // the session ended: reconnect after a pause
+			if established {
+				backoff = 50 * time.Millisecond
+			}
+			l.failed(err, established, backoff)
 			select {
 			case <-ctx.Done():
 				return
@@ -90,23 +107,40 @@ func Listen(db *gorm.DB, channel string, wake func()) (*Listener, error) {
 	return l, nil
 }
 
+// failed records and logs why a session ended (established) or could not
+// start.
+func (l *Listener) failed(err error, established bool, retry time.Duration) {
+	if err == nil {
+		err = errors.New("listen session ended")
+	}
+	l.mu.Lock()
+	l.lastErr = err
+	l.mu.Unlock()
+	msg := "townhall: listener reconnect failed"
+	if established {
+		msg = "townhall: listener connection lost"
+	}
+	l.log.Warn(msg, slog.Any("error", err), slog.Duration("retry_in", retry))
+}
+
 // session runs one LISTEN session on a dedicated connection until it fails
-// or ctx ends.
-func (l *Listener) session(ctx context.Context, conn func(context.Context) (*sql.Conn, error), channel string, wake func()) error {
+// or ctx ends; established reports whether LISTEN succeeded.
+func (l *Listener) session(ctx context.Context, conn func(context.Context) (*sql.Conn, error), channel string, wake func()) (established bool, err error) {
 	c, err := conn(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close()
-	return c.Raw(func(dc any) error {
+	err = c.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return errors.New("listen: not a pgx connection")
 		}
 		pc := sc.Conn()
 		if _, err := pc.Exec(ctx, "LISTEN "+channel); err != nil {
-			return driver.ErrBadConn
+			return fmt.Errorf("%w: listen: %w", driver.ErrBadConn, err)
 		}
+		established = true
 		l.setConnected(true)
 		defer l.setConnected(false)
 		wake() // catch up with whatever happened while not listening
@@ -114,18 +148,19 @@ func (l *Listener) session(ctx context.Context, conn func(context.Context) (*sql
 			if _, err := pc.WaitForNotification(ctx); err != nil {
 				// The session is unusable after an error or a cancelled
 				// wait: have the pool discard the connection.
-				return driver.ErrBadConn
+				return fmt.Errorf("%w: wait for notification: %w", driver.ErrBadConn, err)
 			}
 			wake()
 		}
 	})
+	return established, err
 }
 
 func (l *Listener) setConnected(on bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if on && !l.connected {
-		l.reconnect++
+		l.sessions++
 	}
 	l.connected = on
 }
@@ -134,7 +169,14 @@ func (l *Listener) setConnected(on bool) {
 func (l *Listener) Connections() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.reconnect
+	return l.sessions
+}
+
+// Status returns the listener's state.
+func (l *Listener) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Status{Connected: l.connected, Sessions: l.sessions, LastError: l.lastErr}
 }
 
 // Close stops the listener and returns its connection to the pool's care.
