@@ -43,6 +43,8 @@ type Checker struct {
 
 	rep      syncState        // catching up with other processes (sync.go)
 	listener *notify.Listener // PostgreSQL LISTEN, when enabled
+
+	gates atomic.Pointer[gateCache] // CheckModule's per-snapshot lookups (gate.go)
 }
 
 // CheckerConfig configures NewChecker.

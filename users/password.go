@@ -161,7 +161,7 @@ func (s *Store) dummyHash() string {
 }
 
 // SetPassword sets the password of user id, hashed with argon2id. It clears
-// the failure count and any lock. Technical users never have a password
+// the failure count and any lock and ends the user's sessions. Technical users never have a password
 // (ErrInvalidInput and ErrTechnicalUser). Audited as TypePasswordChanged.
 func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if err := validateID(id, "user id"); err != nil {
@@ -175,7 +175,7 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 }
 
 // ClearPassword removes the password of user id: the user can then sign in
-// only through the host's single sign-on. Audited as TypePasswordChanged.
+// only through the host's single sign-on. It ends the user's sessions. Audited as TypePasswordChanged.
 func (s *Store) ClearPassword(ctx context.Context, id string) error {
 	if err := validateID(id, "user id"); err != nil {
 		return fmt.Errorf("clear password: %w", err)
@@ -205,10 +205,14 @@ func (s *Store) writePassword(ctx context.Context, id, hash string) error {
 		if err != nil {
 			return err
 		}
+		ended, err := s.endSessionsTx(tx, id, EndPasswordChanged)
+		if err != nil {
+			return err
+		}
 		return s.log.RecordTx(ctx, tx, audit.Event{
 			Type:    audit.TypePasswordChanged,
 			UserID:  id,
-			Details: map[string]any{"cleared": hash == ""},
+			Details: map[string]any{"cleared": hash == "", "sessions_ended": ended},
 		})
 	})
 	if err != nil {
