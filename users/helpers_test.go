@@ -156,3 +156,41 @@ func (e *env) count(t *testing.T, table, where string, args ...any) int64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// outbox is a Mailer that keeps what it is given, or fails with fail.
+type outbox struct {
+	mu   sync.Mutex
+	sent []users.Message
+	fail error
+}
+
+func (o *outbox) Send(_ context.Context, m users.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fail != nil {
+		return o.fail
+	}
+	o.sent = append(o.sent, m)
+	return nil
+}
+
+// messages returns the messages of kind sent so far, oldest first.
+func (o *outbox) messages(kind users.MessageKind) []users.Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []users.Message
+	for _, m := range o.sent {
+		if m.Kind == kind {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// last returns the latest message of kind.
+func (o *outbox) last(t *testing.T, kind users.MessageKind) users.Message {
+	t.Helper()
+	ms := o.messages(kind)
+	require.NotEmpty(t, ms, "no %s message", kind)
+	return ms[len(ms)-1]
+}

@@ -47,8 +47,8 @@ const (
 // sessionRow is a session as stored: only the SHA-256 of its token.
 type sessionRow struct {
 	ID         string     `gorm:"primaryKey;size:64"`
-	UserID     string     `gorm:"size:64;not null;index:idx_townhall_sessions_user"`
-	TokenHash  string     `gorm:"size:64;not null;uniqueIndex:idx_townhall_sessions_token"`
+	UserID     string     `gorm:"size:64;not null;index:idx_townhall_login_sessions_user"`
+	TokenHash  string     `gorm:"size:64;not null;uniqueIndex:idx_townhall_login_sessions_token"`
 	Method     string     `gorm:"size:64;not null"`
 	CreatedAt  time.Time  `gorm:"precision:6;not null"`
 	LastSeenAt time.Time  `gorm:"precision:6;not null"`
