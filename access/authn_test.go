@@ -76,9 +76,9 @@ func (w *authWorld) client(t *testing.T) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
-	c := w.srv.Client()
+	c := *w.srv.Client() // a copy: Client returns one shared client
 	c.Jar = jar
-	return c
+	return &c
 }
 
 // login signs username in through the form and returns the token.
