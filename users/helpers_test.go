@@ -82,7 +82,7 @@ var ctx = context.Background()
 
 // newEnv gives a fresh database with the audit, users and policy tables, and
 // stores using a fake clock and a cheap KDF (opts come after those).
-func newEnv(t *testing.T, opts ...users.Option) *env {
+func newEnv(t testing.TB, opts ...users.Option) *env {
 	t.Helper()
 	db := dbtest.New(t)
 	require.NoError(t, dbx.Migrate(ctx, db, func(tx *gorm.DB) error {
@@ -124,7 +124,7 @@ func (e *env) lastEvent(t *testing.T, typ string) audit.Event {
 }
 
 // mustUser creates an interactive user with username name (and ID name).
-func (e *env) mustUser(t *testing.T, u users.NewUser) *users.User {
+func (e *env) mustUser(t testing.TB, u users.NewUser) *users.User {
 	t.Helper()
 	if u.ID == "" {
 		u.ID = u.Username
