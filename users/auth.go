@@ -169,21 +169,15 @@ func (s *Store) loginSucceeded(ctx context.Context, id string, now time.Time, st
 	result := error(nil)
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		row, err := lockUser(tx, id)
-		reason := ""
 		switch {
 		case errors.Is(err, ErrNotFound):
 			result = ErrInvalidCredentials
 			return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypeLoginFailed, Reason: ReasonUnknownUser})
 		case err != nil:
 			return err
-		case locked(row, now):
-			reason, result = ReasonLocked, ErrLocked
-		case !row.IsActive:
-			reason, result = ReasonInactive, ErrInactive
-		case row.VerifyPending:
-			reason, result = ReasonUnverified, ErrUnverified
 		}
-		if result != nil {
+		var reason string
+		if reason, result = refusal(row, now); result != nil {
 			return s.log.RecordTx(ctx, tx, audit.Event{
 				Type: audit.TypeLoginFailed, ActorID: id, UserID: id, Reason: reason,
 			})

@@ -147,11 +147,7 @@ func (s *Store) FindByIdentity(ctx context.Context, provider, subject string) (*
 // Identities lists the live links of user userID, oldest first. An unknown
 // or deleted user has none.
 func (s *Store) Identities(ctx context.Context, userID string) ([]Identity, error) {
-	if err := validateID(userID, "user id"); err != nil {
-		return nil, fmt.Errorf("list identities: %w", err)
-	}
-	db := s.db.WithContext(ctx)
-	live, err := liveUser(db, userID)
+	db, live, err := s.owner(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list identities: %w", err)
 	}

@@ -196,12 +196,7 @@ func (s *Store) writePassword(ctx context.Context, id, hash string) error {
 		if hash != "" && Kind(row.Kind) == Technical {
 			return fmt.Errorf("%w: %w: technical users have no password", ErrInvalidInput, ErrTechnicalUser)
 		}
-		err = tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
-			"password_hash": hash,
-			"failed_logins": 0,
-			"locked_until":  nil,
-			"updated_at":    s.opt.nowUTC(),
-		}).Error
+		err = s.setPasswordTx(tx, id, hash)
 		if err != nil {
 			return err
 		}
@@ -219,4 +214,15 @@ func (s *Store) writePassword(ctx context.Context, id, hash string) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
+}
+
+// setPasswordTx stores hash as user id's password and clears the failure
+// count and any lock.
+func (s *Store) setPasswordTx(tx *gorm.DB, id, hash string) error {
+	return tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
+		"password_hash": hash,
+		"failed_logins": 0,
+		"locked_until":  nil,
+		"updated_at":    s.opt.nowUTC(),
+	}).Error
 }

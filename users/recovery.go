@@ -173,13 +173,7 @@ func (s *Store) ResetPassword(ctx context.Context, token, newPassword string) er
 	}
 	var pwHash string
 	err := s.spendToken(ctx, MessagePasswordReset, token, audit.TypePasswordResetFailed, func(tx *gorm.DB, row *userRow) error {
-		err := tx.Model(&userRow{}).Where("id = ?", row.ID).Updates(map[string]any{
-			"password_hash": pwHash,
-			"failed_logins": 0,
-			"locked_until":  nil,
-			"updated_at":    s.opt.nowUTC(),
-		}).Error
-		if err != nil {
+		if err := s.setPasswordTx(tx, row.ID, pwHash); err != nil {
 			return err
 		}
 		ended, err := s.endSessionsTx(tx, row.ID, EndPasswordReset)

@@ -104,16 +104,8 @@ func (s *Store) StartSession(ctx context.Context, userID, method string) (*SignI
 		if err != nil {
 			return err
 		}
-		reason := ""
-		switch {
-		case Kind(row.Kind) == Technical:
-			reason, refused = ReasonTechnicalUser, ErrTechnicalUser
-		case !row.IsActive:
-			reason, refused = ReasonInactive, ErrInactive
-		case row.VerifyPending:
-			reason, refused = ReasonUnverified, ErrUnverified
-		}
-		if refused != nil {
+		var reason string
+		if reason, refused = refusal(row, time.Time{}); refused != nil {
 			return s.log.RecordTx(ctx, tx, audit.Event{
 				Type: audit.TypeLoginFailed, ActorID: userID, UserID: userID, Reason: reason,
 				Details: map[string]any{"method": method},
@@ -129,6 +121,24 @@ func (s *Store) StartSession(ctx context.Context, userID, method string) (*SignI
 		return nil, fmt.Errorf("start session: %w", refused)
 	}
 	return in, nil
+}
+
+// refusal says why row may not sign in now, if it may not: a technical
+// user (sessions are for people), a lock (password sign-ins only: lockedAt
+// is the time to test, zero for other sign-ins), a deactivated account, an
+// email awaiting verification.
+func refusal(row *userRow, lockedAt time.Time) (reason string, err error) {
+	switch {
+	case Kind(row.Kind) == Technical:
+		return ReasonTechnicalUser, ErrTechnicalUser
+	case !lockedAt.IsZero() && locked(row, lockedAt):
+		return ReasonLocked, ErrLocked
+	case !row.IsActive:
+		return ReasonInactive, ErrInactive
+	case row.VerifyPending:
+		return ReasonUnverified, ErrUnverified
+	}
+	return "", nil
 }
 
 // signInTx completes a sign-in of row inside tx: it resets the failure
@@ -305,11 +315,7 @@ func (s *Store) endSessionsTx(tx *gorm.DB, userID, cause string) ([]string, erro
 // expired), oldest first, without tokens. An unknown or deleted user has
 // none.
 func (s *Store) Sessions(ctx context.Context, userID string) ([]Session, error) {
-	if err := validateID(userID, "user id"); err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	db := s.db.WithContext(ctx)
-	live, err := liveUser(db, userID)
+	db, live, err := s.owner(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}

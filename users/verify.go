@@ -29,14 +29,7 @@ func (s *Store) ResendVerification(ctx context.Context, userID string) error {
 	if s.opt.mailer == nil {
 		return fmt.Errorf("resend verification: %w", ErrNoMailer)
 	}
-	if err := validateID(userID, "user id"); err != nil {
-		return fmt.Errorf("resend verification: %w", err)
-	}
-	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		row, err := lockUser(tx, userID)
-		if err != nil {
-			return err
-		}
+	err := s.userTx(ctx, userID, func(tx *gorm.DB, row *userRow) error {
 		if !row.VerifyPending {
 			return fmt.Errorf("%w: the user is not awaiting email verification", ErrInvalidInput)
 		}
@@ -74,21 +67,14 @@ func (s *Store) VerifyEmail(ctx context.Context, token string) (*User, error) {
 // without an email. Audited as TypeEmailVerified with the subject in the
 // context as actor.
 func (s *Store) MarkEmailVerified(ctx context.Context, userID string) error {
-	if err := validateID(userID, "user id"); err != nil {
-		return fmt.Errorf("mark email verified: %w", err)
-	}
-	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		row, err := lockUser(tx, userID)
-		if err != nil {
-			return err
-		}
+	err := s.userTx(ctx, userID, func(tx *gorm.DB, row *userRow) error {
 		if row.Email == "" {
 			return fmt.Errorf("%w: the user has no email", ErrInvalidInput)
 		}
 		if err := s.endTokensTx(tx, userID, MessageEmailVerification, "superseded"); err != nil {
 			return err
 		}
-		_, err = s.markVerifiedTx(ctx, tx, row, true)
+		_, err := s.markVerifiedTx(ctx, tx, row, true)
 		return err
 	})
 	if err != nil {
@@ -128,14 +114,7 @@ func (s *Store) SendWelcome(ctx context.Context, userID string) error {
 	if s.opt.mailer == nil {
 		return fmt.Errorf("send welcome: %w", ErrNoMailer)
 	}
-	if err := validateID(userID, "user id"); err != nil {
-		return fmt.Errorf("send welcome: %w", err)
-	}
-	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		row, err := lockUser(tx, userID)
-		if err != nil {
-			return err
-		}
+	err := s.userTx(ctx, userID, func(tx *gorm.DB, row *userRow) error {
 		if row.Email == "" {
 			return fmt.Errorf("%w: the user has no email", ErrInvalidInput)
 		}
@@ -157,4 +136,18 @@ func (s *Store) SendWelcome(ctx context.Context, userID string) error {
 		return fmt.Errorf("send welcome to %q: %w", userID, err)
 	}
 	return nil
+}
+
+// userTx runs fn in a transaction on live user userID, its row locked.
+func (s *Store) userTx(ctx context.Context, userID string, fn func(tx *gorm.DB, row *userRow) error) error {
+	if err := validateID(userID, "user id"); err != nil {
+		return err
+	}
+	return dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		row, err := lockUser(tx, userID)
+		if err != nil {
+			return err
+		}
+		return fn(tx, row)
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/audit"
-	"github.com/civicstack/townhall/users"
+	"github.com/civicstack/townhall/internal/testkit"
 )
 
 type fixture struct {
@@ -30,7 +29,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts ...townhall.Option) *fixture {
 	t.Helper()
-	opts = append([]townhall.Option{townhall.WithKDF(users.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})}, opts...)
+	opts = append([]townhall.Option{townhall.WithKDF(testkit.FastKDF)}, opts...)
 	p, err := setup(context.Background(), filepath.Join(t.TempDir(), "townhall.db"), opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
@@ -169,7 +168,7 @@ func TestService_RecordRoutes(t *testing.T) {
 }
 
 func TestService_BearerTokensAndAPIKeys(t *testing.T) {
-	clock := &testClock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock()
 	f := newFixture(t, townhall.WithClock(clock.Now), townhall.WithSessionTimeouts(15*time.Minute, time.Hour))
 	c := f.srv.Client()
 
@@ -200,22 +199,4 @@ func TestService_BearerTokensAndAPIKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, logins)
 	assert.NotEmpty(t, logins[len(logins)-1].Details["session_id"])
-}
-
-// testClock is a settable clock, read by the server's goroutines.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
