@@ -298,3 +298,36 @@ func TestNewAuthenticator_BadInput(t *testing.T) {
 	_, err = w.p.Authenticator(access.WithTrustedOrigins("not a url"))
 	assert.ErrorIs(t, err, access.ErrInvalidInput)
 }
+
+func TestSessions_StayEndedAfterReactivation(t *testing.T) {
+	w := newAuthWorld(t)
+	ctx := context.Background()
+	sys := access.System()
+	require.NoError(t, w.p.Users.SetPassword(ctx, "portal", authPassword))
+	cases := []struct {
+		name, user string
+		end        func(t *testing.T)
+	}{
+		{"deactivated by Admin", "op", func(t *testing.T) {
+			require.NoError(t, w.p.Admin.SetUserActive(ctx, sys, "op", false))
+		}},
+		{"stranded by an organisation's deletion", "portal", func(t *testing.T) {
+			require.NoError(t, w.p.Admin.DeleteOrganisation(ctx, sys, "H1"))
+			u, err := w.p.Users.Get(ctx, "portal")
+			require.NoError(t, err)
+			require.False(t, u.IsActive, "the cascade deactivated the user")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			token := w.login(t, w.srv.Client(), tc.user)
+			tc.end(t)
+			require.NoError(t, w.p.Admin.SetUserActive(ctx, sys, tc.user, true))
+			status, body, _ := w.do(t, w.srv.Client(), "GET", "/whoami", "Authorization", "Bearer "+token)
+			assert.Equal(t, http.StatusUnauthorized, status, "the old session does not come back: %s", body)
+			fresh := w.login(t, w.srv.Client(), tc.user)
+			status, body, _ = w.do(t, w.srv.Client(), "GET", "/whoami", "Authorization", "Bearer "+fresh)
+			assert.Equal(t, http.StatusOK, status, "a new sign-in works: %s", body)
+		})
+	}
+}
