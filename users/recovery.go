@@ -100,9 +100,10 @@ func (s *Store) mailFailed(ctx context.Context, userID string, kind MessageKind)
 // RequestPasswordReset sends a password reset message to every active
 // interactive user whose email is email (compared case-insensitively)
 // through the Mailer. It answers the same way whether or not the address is
-// known: nil, after the same work (a token is generated and a transaction
-// written either way), so the answer does not tell which addresses have
-// accounts; a Mailer failure is recorded (TypeMailFailed) and not returned
+// known: nil, after the same work (a token is generated and stored and an
+// event written either way; for an unknown address the token names no one
+// and is spent from the start), so the answer does not tell which
+// addresses have accounts; a Mailer failure is recorded (TypeMailFailed) and not returned
 // for the same reason. The token works once, within the reset TTL (default
 // one hour, WithTokenTTL), and a newer request supersedes it. Audited as
 // TypePasswordResetRequested, naming the user (never the address) or no one.
@@ -126,6 +127,19 @@ func (s *Store) RequestPasswordReset(ctx context.Context, email string) error {
 			return err
 		}
 		if len(rows) == 0 {
+			// The same statements as for a known address, on a token that
+			// names no one and is spent from the start: the answer then
+			// takes as long, short of the Mailer's hand-off.
+			if err := s.endTokensTx(tx, "", MessagePasswordReset, "superseded"); err != nil {
+				return err
+			}
+			now := s.opt.nowUTC()
+			if err := tx.Create(&tokenRow{
+				ID: dbx.NewID(), Purpose: string(MessagePasswordReset), TokenHash: hash,
+				CreatedAt: now, ExpiresAt: now, EndedAt: &now, EndCause: "no_account",
+			}).Error; err != nil {
+				return err
+			}
 			return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypePasswordResetRequested})
 		}
 		for i := range rows {
