@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -89,10 +90,10 @@ func TestSessions_EndedByEveryCause(t *testing.T) {
 		{"password change", func(e *env, _ string) error { return e.users.SetPassword(ctx, "amy", "battery staple") }, users.EndPasswordChanged},
 		{"password cleared", func(e *env, _ string) error { return e.users.ClearPassword(ctx, "amy") }, users.EndPasswordChanged},
 		{"deactivation", func(e *env, _ string) error {
-			return e.tx(func(tx *gorm.DB) error { return e.users.SetActiveTx(ctx, tx, "amy", false) })
+			return e.tx(func(tx *gorm.DB) error { return userwrite.SetActive(ctx, tx, e.clock.Now(), "amy", false) })
 		}, users.EndDeactivated},
 		{"deletion", func(e *env, _ string) error {
-			return e.tx(func(tx *gorm.DB) error { return e.users.DeleteTx(ctx, tx, "amy") })
+			return e.tx(func(tx *gorm.DB) error { return userwrite.Delete(ctx, tx, e.clock.Now(), "amy") })
 		}, users.EndDeleted},
 	}
 	for _, tc := range cases {
@@ -165,7 +166,7 @@ func TestStartSession_AfterHostSSO(t *testing.T) {
 	e.mustUser(t, users.NewUser{Username: "amy"})
 	e.mustUser(t, users.NewUser{Username: "bot", Kind: users.Technical})
 	e.mustUser(t, users.NewUser{Username: "gone"})
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.users.SetActiveTx(ctx, tx, "gone", false) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return userwrite.SetActive(ctx, tx, e.clock.Now(), "gone", false) }))
 
 	in, err := e.users.StartSession(ctx, "amy", "oidc:google")
 	require.NoError(t, err)
