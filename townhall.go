@@ -61,6 +61,8 @@ type config struct {
 	auditExtra []audit.Option // options_audit.go
 	auditKeyed bool
 	obs        observeConfig // options_observe.go
+
+	userOpts []users.Option // sign-in and recovery options (options_auth.go)
 }
 
 // WithRegistry sets the modules, actions and roles (default
@@ -238,6 +240,7 @@ func Open(ctx context.Context, db *gorm.DB, opts ...Option) (_ *Platform, err er
 	if cfg.kdf != nil {
 		userOpts = append(userOpts, users.WithKDF(*cfg.kdf))
 	}
+	userOpts = append(userOpts, cfg.userOpts...)
 	p.Users = users.NewStore(db, p.Audit, userOpts...)
 	p.Profiles = users.NewProfileStore(db, p.Audit, p.Locations, userOpts...)
 	p.Affiliations = affiliation.NewStore(db, p.Audit, affiliation.WithClock(cfg.now),

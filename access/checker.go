@@ -50,6 +50,8 @@ type Checker struct {
 	rep      syncState        // catching up with other processes (sync.go)
 	listener *notify.Listener // PostgreSQL LISTEN, when enabled
 	obs      *observer        // logs, traces, metrics (telemetry.go)
+
+	gates atomic.Pointer[gateCache] // CheckModule's per-snapshot lookups (gate.go)
 }
 
 // CheckerConfig configures NewChecker.

@@ -92,5 +92,14 @@
 //
 // # HTTP
 //
-// Checker.Require is net/http middleware (see its documentation).
+// Authenticator is the authentication middleware: a bearer session token
+// or API key, else the session cookie (Secure, HttpOnly, SameSite=Lax,
+// guarded on unsafe methods by http.CrossOriginProtection), then an
+// impersonation token, become the subject in the request context; bad
+// credentials are a 401, never anonymous. Checker.Require is the access
+// middleware: on a record (WithResource), in a municipality (a path value
+// or a function), or as the module gate (CheckModule, the gate with its
+// reason). Every decision takes Check's path and denials are audited.
+// Both answer refusals with RFC 9457 problem bodies; ProblemFor and
+// WriteProblem let host handlers answer the same way.
 package access

@@ -40,7 +40,7 @@ type impWorld struct {
 	dsn   string
 }
 
-func newImpWorld(t *testing.T, opts ...townhall.Option) *impWorld {
+func newImpWorld(t testing.TB, opts ...townhall.Option) *impWorld {
 	t.Helper()
 	ctx := context.Background()
 	clock := testkit.NewClock()

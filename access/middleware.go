@@ -2,12 +2,10 @@ package access
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
 	"github.com/civicstack/townhall/location"
-	"github.com/civicstack/townhall/users"
 )
 
 // RequireOption configures Require.
@@ -15,6 +13,7 @@ type RequireOption func(*requireConfig)
 
 type requireConfig struct {
 	municipality func(*http.Request) (string, error)
+	resource     func(*http.Request) (*Resource, error)
 	hide         bool
 }
 
@@ -54,17 +53,30 @@ func ImpersonatorFrom(ctx context.Context) (string, bool) {
 	return s.ImpersonatorID, true
 }
 
+// WithResource takes the record the request acts on from fn, so Require
+// decides on that record (its location, category and organisation) as
+// Check with a Resource does, instead of the module gate. Combined with a
+// municipality option, the record must also lie in that municipality. fn
+// returns (nil, nil) when the request names no record that exists: that
+// is answered 404, as is an error matching location.ErrNotFound; other
+// errors are mapped as Check's are (see ProblemFor).
+func WithResource(fn func(*http.Request) (*Resource, error)) RequireOption {
+	return func(c *requireConfig) { c.resource = fn }
+}
+
 // Require returns net/http middleware that lets a request through only
 // when the subject in its context (WithSubject; none means anonymous) may
-// perform module.action. With a municipality option it asks Check for that
-// municipality; without one it asks UserCanAccessModule (the module gate).
+// perform module.action. With WithResource it asks Check about the record;
+// with a municipality option only, Check for that municipality; with
+// neither, CheckModule (the module gate, UserCanAccessModule with its
+// reason). Every decision takes Check's path: denials are audited, and
+// the decision the handler finds with DecisionFrom has the real reason.
 //
-// Answers: anonymous and denied, or a subject naming an unknown user or a
-// dead impersonation: 401; signed in and denied: 403 (404 with
-// WithNotFoundOnDeny); a malformed or unknown municipality: 400 or 404; any
-// other error: 500, never an allow. Bodies are RFC 9457
-// application/problem+json. The handler finds the decision with
-// DecisionFrom.
+// Answers are ProblemFor's: anonymous and denied, or a subject naming an
+// unknown user or a dead impersonation: 401; signed in and denied: 403
+// (404 with WithNotFoundOnDeny); a malformed or unknown municipality: 400
+// or 404; any other error: 500, never an allow. Bodies are RFC 9457
+// application/problem+json.
 func (c *Checker) Require(module, action string, opts ...RequireOption) func(http.Handler) http.Handler {
 	cfg := requireConfig{}
 	for _, o := range opts {
@@ -76,58 +88,45 @@ func (c *Checker) Require(module, action string, opts ...RequireOption) func(htt
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			s, _ := SubjectFrom(ctx)
+			req := Request{Module: module, Action: action}
+			if cfg.municipality != nil {
+				muni, err := cfg.municipality(r)
+				if err != nil {
+					problem(w, http.StatusBadRequest, "Bad request", err.Error())
+					return
+				}
+				req.Municipality = muni
+			}
+			if cfg.resource != nil {
+				res, err := cfg.resource(r)
+				switch {
+				case err == nil && res == nil, errors.Is(err, location.ErrNotFound):
+					WriteProblem(w, notFoundProblem)
+					return
+				case err != nil:
+					p, _ := ProblemFor(s, req, Decision{}, err)
+					WriteProblem(w, p)
+					return
+				}
+				req.Resource = res
+			}
 			var (
 				d   Decision
 				err error
 			)
-			if cfg.municipality != nil {
-				muni, merr := cfg.municipality(r)
-				if merr != nil {
-					problem(w, http.StatusBadRequest, "Bad request", merr.Error())
-					return
-				}
-				d, err = c.Check(ctx, s, Request{Municipality: muni, Module: module, Action: action})
+			if cfg.municipality == nil && cfg.resource == nil {
+				d, err = c.CheckModule(ctx, s, module, action)
 			} else {
-				var ok bool
-				ok, err = c.UserCanAccessModule(ctx, s, module, action)
-				d = Decision{Allowed: ok, Reason: ReasonNoGrant}
-				if ok {
-					d.Reason = ReasonRole
-				}
+				d, err = c.Check(ctx, s, req)
 			}
-			switch {
-			case errors.Is(err, users.ErrNotFound), errors.Is(err, ErrInvalidToken):
-				problem(w, http.StatusUnauthorized, "Unauthorized", "the subject is not a known, signed-in user")
-				return
-			case errors.Is(err, location.ErrNotFound):
-				problem(w, http.StatusNotFound, "Not found", "unknown municipality")
-				return
-			case errors.Is(err, ErrInvalidInput):
-				problem(w, http.StatusBadRequest, "Bad request", "malformed municipality")
-				return
-			case err != nil:
-				problem(w, http.StatusInternalServerError, "Internal error", "the access decision failed")
-				return
-			case !d.Allowed && s.UserID == "":
-				problem(w, http.StatusUnauthorized, "Unauthorized", "sign in to "+action+" "+module)
-				return
-			case !d.Allowed && cfg.hide:
-				problem(w, http.StatusNotFound, "Not found", "no such resource")
-				return
-			case !d.Allowed:
-				problem(w, http.StatusForbidden, "Forbidden", "not allowed to "+action+" "+module+" ("+string(d.Reason)+")")
+			if p, refused := ProblemFor(s, req, d, err); refused {
+				if cfg.hide && p.Status == http.StatusForbidden {
+					p = notFoundProblem
+				}
+				WriteProblem(w, p)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, decisionKey{}, d)))
 		})
-	})
-}
-
-// problem writes an RFC 9457 problem details body.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type": "about:blank", "title": title, "status": status, "detail": detail,
 	})
 }

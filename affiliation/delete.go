@@ -194,5 +194,8 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("deactivate users: %w", err)
 	}
+	if err := users.EndSessionsTx(tx, out, users.EndDeactivated, now); err != nil {
+		return nil, fmt.Errorf("deactivate users: %w", err)
+	}
 	return out, nil
 }

@@ -66,6 +66,23 @@ const (
 	TypeAuditKey = "audit_key"
 )
 
+// Event.Type values of sessions, account recovery and external identities
+// (package users). Their events never hold a token, a password or a reset
+// secret.
+const (
+	TypeSessionsEnded          = "sessions_ended"
+	TypePasswordResetRequested = "password_reset_requested"
+	TypePasswordReset          = "password_reset"
+	TypePasswordResetFailed    = "password_reset_failed"
+	TypeVerificationSent       = "verification_sent"
+	TypeEmailVerified          = "email_verified"
+	TypeVerificationFailed     = "verification_failed"
+	TypeWelcomeSent            = "welcome_sent"
+	TypeMailFailed             = "mail_failed"
+	TypeIdentityLinked         = "identity_linked"
+	TypeIdentityUnlinked       = "identity_unlinked"
+)
+
 // Query selects events. Zero fields do not filter. Results are ascending by
 // Seq, at most Limit events (0 means 100, at most 10,000), starting after
 // AfterSeq.

@@ -148,11 +148,7 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, key string) (*User, erro
 // APIKeys lists the live (unrevoked) keys of user userID, oldest first,
 // without secrets. An unknown or deleted user has none.
 func (s *Store) APIKeys(ctx context.Context, userID string) ([]APIKey, error) {
-	if err := validateID(userID, "user id"); err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
-	}
-	db := s.db.WithContext(ctx)
-	live, err := liveUser(db, userID)
+	db, live, err := s.owner(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}

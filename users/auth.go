@@ -20,6 +20,7 @@ const (
 	ReasonNoPassword    = "no_password"
 	ReasonWrongPassword = "wrong_password"
 	ReasonInactive      = "inactive"
+	ReasonUnverified    = "unverified"
 )
 
 // Authenticate signs a user in with username and password and answers, in
@@ -34,12 +35,22 @@ const (
 //     account for the lockout duration and resets the count, so after the lock
 //     expires the user has a fresh set of attempts;
 //   - inactive user: ErrInactive;
+//   - a self-registered user whose email is not verified yet
+//     (WithEmailVerification): ErrUnverified;
 //   - otherwise the user, with the failure count reset and LastLoginAt set.
 //
 // Every outcome is audited (TypeLogin or TypeLoginFailed with a Reason) in
 // the same transaction as the counter update; ActorID and UserID are the
 // user, and empty for an unknown username (events never hold usernames).
+// Authenticate starts no session: Login does.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (*User, error) {
+	u, _, err := s.authenticate(ctx, username, password, false)
+	return u, err
+}
+
+// authenticate is Authenticate that also starts a session when start is
+// set.
+func (s *Store) authenticate(ctx context.Context, username, password string, start bool) (*User, *SignIn, error) {
 	var row *userRow
 	key, err := usernameKey(username)
 	if err == nil {
@@ -47,21 +58,21 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (*U
 	}
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidInput) {
-			return nil, fmt.Errorf("authenticate: %w", err)
+			return nil, nil, fmt.Errorf("authenticate: %w", err)
 		}
 		verifyPassword(password, s.dummyHash())
 		if err := s.log.Record(ctx, audit.Event{Type: audit.TypeLoginFailed, Reason: ReasonUnknownUser}); err != nil {
-			return nil, fmt.Errorf("authenticate: %w", err)
+			return nil, nil, fmt.Errorf("authenticate: %w", err)
 		}
-		return nil, fmt.Errorf("authenticate: %w", ErrInvalidCredentials)
+		return nil, nil, fmt.Errorf("authenticate: %w", ErrInvalidCredentials)
 	}
 
 	now := s.opt.nowUTC()
 	switch {
 	case Kind(row.Kind) == Technical:
-		return nil, s.loginFailed(ctx, row.ID, ReasonTechnicalUser, ErrTechnicalUser)
+		return nil, nil, s.loginFailed(ctx, row.ID, ReasonTechnicalUser, ErrTechnicalUser)
 	case locked(row, now):
-		return nil, s.loginFailed(ctx, row.ID, ReasonLocked, ErrLocked)
+		return nil, nil, s.loginFailed(ctx, row.ID, ReasonLocked, ErrLocked)
 	}
 
 	// The slow hash runs before the transaction opens, so it never holds a
@@ -75,12 +86,12 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (*U
 		ok = verifyPassword(password, row.PasswordHash)
 	}
 	if !ok {
-		return nil, s.countFailure(ctx, row.ID, reason, now)
+		return nil, nil, s.countFailure(ctx, row.ID, reason, now)
 	}
 	if !row.IsActive {
-		return nil, s.loginFailed(ctx, row.ID, ReasonInactive, ErrInactive)
+		return nil, nil, s.loginFailed(ctx, row.ID, ReasonInactive, ErrInactive)
 	}
-	return s.loginSucceeded(ctx, row.ID, now)
+	return s.loginSucceeded(ctx, row.ID, now, start)
 }
 
 func locked(row *userRow, now time.Time) bool {
@@ -151,13 +162,14 @@ func (s *Store) countFailure(ctx context.Context, id, reason string, now time.Ti
 	return fmt.Errorf("authenticate: %w", result)
 }
 
-// loginSucceeded resets the failure count, stamps the login and records it,
-// unless the account was locked or deleted since it was read.
-func (s *Store) loginSucceeded(ctx context.Context, id string, now time.Time) (*User, error) {
-	var out *User
+// loginSucceeded completes a password sign-in (signInTx), unless the
+// account was locked, deleted or deactivated since it was read, or awaits
+// email verification.
+func (s *Store) loginSucceeded(ctx context.Context, id string, now time.Time, start bool) (*User, *SignIn, error) {
+	var in *SignIn
 	result := error(nil)
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		out, result = nil, nil // dbx.Tx may run this again
+		in, result = nil, nil // dbx.Tx may run this again
 		row, err := lockUser(tx, id)
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -165,50 +177,45 @@ func (s *Store) loginSucceeded(ctx context.Context, id string, now time.Time) (*
 			return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypeLoginFailed, Reason: ReasonUnknownUser})
 		case err != nil:
 			return err
-		case locked(row, now):
-			result = ErrLocked
+		}
+		var reason string
+		if reason, result = refusal(row, now); result != nil {
 			return s.log.RecordTx(ctx, tx, audit.Event{
-				Type: audit.TypeLoginFailed, ActorID: id, UserID: id, Reason: ReasonLocked,
-			})
-		case !row.IsActive:
-			result = ErrInactive
-			return s.log.RecordTx(ctx, tx, audit.Event{
-				Type: audit.TypeLoginFailed, ActorID: id, UserID: id, Reason: ReasonInactive,
+				Type: audit.TypeLoginFailed, ActorID: id, UserID: id, Reason: reason,
 			})
 		}
-		err = tx.Model(&userRow{}).Where("id = ?", id).UpdateColumns(map[string]any{
-			"failed_logins": 0,
-			"locked_until":  nil,
-			"last_login_at": now,
-		}).Error
-		if err != nil {
-			return err
-		}
-		row.FailedLogins, row.LockedUntil, row.LastLoginAt = 0, nil, &now
-		out = toUser(row)
-		return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypeLogin, ActorID: id, UserID: id})
+		in, err = s.signInTx(ctx, tx, row, MethodPassword, start)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
+		return nil, nil, fmt.Errorf("authenticate: %w", err)
 	}
 	if result != nil {
-		return nil, fmt.Errorf("authenticate: %w", result)
+		return nil, nil, fmt.Errorf("authenticate: %w", result)
 	}
-	return out, nil
+	return in.User, in, nil
 }
 
-// Logout records that user id signed out (TypeLogout, with the user as actor
-// and target). Sessions belong to the host; townhall keeps only the record.
-// ErrNotFound for an unknown or deleted user.
+// Logout signs user id out everywhere: every session of the user ends, and
+// TypeLogout is recorded with the user as actor and target and the ended
+// sessions' IDs. EndSession signs out of one session. ErrNotFound for an
+// unknown or deleted user.
 func (s *Store) Logout(ctx context.Context, userID string) error {
 	if err := validateID(userID, "user id"); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if _, err := s.GetTx(ctx, tx, userID); err != nil {
+		if _, err := lockUser(tx, userID); err != nil {
 			return err
 		}
-		return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypeLogout, ActorID: userID, UserID: userID})
+		ids, err := s.endSessionsTx(tx, userID, EndLogout)
+		if err != nil {
+			return err
+		}
+		return s.log.RecordTx(ctx, tx, audit.Event{
+			Type: audit.TypeLogout, ActorID: userID, UserID: userID,
+			Details: map[string]any{"sessions": ids},
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)

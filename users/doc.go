@@ -49,6 +49,39 @@
 // then gets a fresh set of attempts. Sign-ins, failures (with a Reason) and
 // sign-outs are audited with the user as actor and target.
 //
+// # Sessions
+//
+// Login (a password) and StartSession (after the host's single sign-on)
+// start a session: an opaque token of 256 random bits (ths_...), shown
+// once and stored only as its SHA-256, with an idle timeout and an
+// absolute lifetime (WithSessionTimeouts, default 30 minutes and 8 hours)
+// on the store's clock. ResolveSession turns the token back into the
+// session on every request. A session ends on EndSession (logout), Logout
+// and EndAll (every session of the user), a password change or reset,
+// deactivation and deletion; ended sessions never come back. Login and
+// logout events carry the session's ID, never the token.
+//
+// # Recovery and verification
+//
+// Password reset and email verification use single-use tokens (thr_...,
+// thv_...), stored as their SHA-256, expiring (WithTokenTTL, default one
+// hour and 24 hours), superseded by a newer one, and sent through the
+// host's Mailer (WithMailer) inside the transaction that issues them.
+// RequestPasswordReset answers alike for known and unknown addresses;
+// ResetPassword spends the token, sets the password, clears the lockout
+// and ends every session. With WithEmailVerification, Register sends a
+// verification message and the user cannot sign in until VerifyEmail (or
+// MarkEmailVerified). SendWelcome sends the welcome message of the
+// onboarding checklist. Every step is audited, never with a token,
+// password or email address.
+//
+// # External identities
+//
+// LinkIdentity maps a (provider, subject) pair, verified by the host's
+// OAuth, OIDC or SAML code, to a user; FindByIdentity looks it up;
+// SignInExternal signs the linked user in, provisioning one on first
+// sign-in when asked.
+//
 // # API keys
 //
 // Technical users sign in with API keys: th_<id>_<secret>, a 96-bit public

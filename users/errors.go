@@ -32,6 +32,19 @@ var (
 	// (see ReservedIDs). It is always returned together with
 	// ErrInvalidInput.
 	ErrReservedID = errors.New("users: reserved user id")
+	// ErrUnverified reports a sign-in of a self-registered user whose email
+	// is not verified yet (WithEmailVerification).
+	ErrUnverified = errors.New("users: email not verified")
+	// ErrSessionExpired reports a session past its idle timeout or its
+	// absolute lifetime. It is always returned together with
+	// ErrInvalidCredentials.
+	ErrSessionExpired = errors.New("users: session expired")
+	// ErrInvalidToken reports a password reset or email verification token
+	// that is malformed, unknown, already used, superseded or expired.
+	ErrInvalidToken = errors.New("users: invalid token")
+	// ErrNoMailer reports an operation that sends email on a store
+	// configured without WithMailer.
+	ErrNoMailer = errors.New("users: no mailer configured")
 )
 
 // ReservedIDs are user IDs no user may have: "system" is the ActorID of

@@ -32,4 +32,5 @@ func ExampleChecklist_String() {
 	// [ ] department set
 	// [ ] categories set
 	// [ ] approved
+	// [ ] welcome email sent
 }

@@ -82,7 +82,7 @@ var ctx = context.Background()
 
 // newEnv gives a fresh database with the audit, users and policy tables, and
 // stores using a fake clock and a cheap KDF (opts come after those).
-func newEnv(t *testing.T, opts ...users.Option) *env {
+func newEnv(t testing.TB, opts ...users.Option) *env {
 	t.Helper()
 	db := dbtest.New(t)
 	require.NoError(t, dbx.Migrate(ctx, db, func(tx *gorm.DB) error {
@@ -124,7 +124,7 @@ func (e *env) lastEvent(t *testing.T, typ string) audit.Event {
 }
 
 // mustUser creates an interactive user with username name (and ID name).
-func (e *env) mustUser(t *testing.T, u users.NewUser) *users.User {
+func (e *env) mustUser(t testing.TB, u users.NewUser) *users.User {
 	t.Helper()
 	if u.ID == "" {
 		u.ID = u.Username
@@ -156,3 +156,41 @@ func (e *env) count(t *testing.T, table, where string, args ...any) int64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// outbox is a Mailer that keeps what it is given, or fails with fail.
+type outbox struct {
+	mu   sync.Mutex
+	sent []users.Message
+	fail error
+}
+
+func (o *outbox) Send(_ context.Context, m users.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fail != nil {
+		return o.fail
+	}
+	o.sent = append(o.sent, m)
+	return nil
+}
+
+// messages returns the messages of kind sent so far, oldest first.
+func (o *outbox) messages(kind users.MessageKind) []users.Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []users.Message
+	for _, m := range o.sent {
+		if m.Kind == kind {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// last returns the latest message of kind.
+func (o *outbox) last(t *testing.T, kind users.MessageKind) users.Message {
+	t.Helper()
+	ms := o.messages(kind)
+	require.NotEmpty(t, ms, "no %s message", kind)
+	return ms[len(ms)-1]
+}

@@ -23,6 +23,18 @@ func userTx(ctx context.Context, tx *gorm.DB, id string) (*gorm.DB, error) {
 	return tx.WithContext(ctx), nil
 }
 
+// owner validates userID for a method that lists what the user holds and
+// reports whether the user is live (an unknown or deleted one holds
+// nothing), with the store's database bound to ctx.
+func (s *Store) owner(ctx context.Context, userID string) (*gorm.DB, bool, error) {
+	if err := validateID(userID, "user id"); err != nil {
+		return nil, false, err
+	}
+	db := s.db.WithContext(ctx)
+	live, err := liveUser(db, userID)
+	return db, live, err
+}
+
 // liveUser reports whether user id exists and is not deleted.
 func liveUser(db *gorm.DB, id string) (bool, error) {
 	var n int64

@@ -16,29 +16,38 @@ const (
 	APIKeysTable     = "townhall_api_keys"
 	ProfilesTable    = "townhall_profiles"
 	DepartmentsTable = "townhall_departments"
+	SessionsTable    = "townhall_sessions"
+	TokensTable      = "townhall_user_tokens"
+	IdentitiesTable  = "townhall_external_identities"
 )
 
 // userRow is a user as stored. A deleted user keeps the row (soft delete) and
 // its username_key, so neither the ID nor the username can be taken again
 // until the user is anonymised.
 type userRow struct {
-	ID           string         `gorm:"primaryKey;size:64"`
-	Username     string         `gorm:"size:150;not null"`
-	UsernameKey  string         `gorm:"size:150;not null;uniqueIndex:idx_townhall_users_username_key"`
-	Email        string         `gorm:"size:254;not null"`
-	FirstName    string         `gorm:"size:150;not null"`
-	LastName     string         `gorm:"size:150;not null"`
-	Kind         string         `gorm:"size:16;not null"`
-	IsActive     bool           `gorm:"not null"`
-	IsStaff      bool           `gorm:"not null"`
-	IsSuperAdmin bool           `gorm:"not null"`
-	PasswordHash string         `gorm:"size:255;not null"`
-	FailedLogins int            `gorm:"not null"`
-	LockedUntil  *time.Time     `gorm:"precision:6"`
-	LastLoginAt  *time.Time     `gorm:"precision:6"`
-	CreatedAt    time.Time      `gorm:"precision:6;not null"`
-	UpdatedAt    time.Time      `gorm:"precision:6;not null"`
-	DeletedAt    gorm.DeletedAt `gorm:"precision:6;index:idx_townhall_users_deleted_at"`
+	ID           string     `gorm:"primaryKey;size:64"`
+	Username     string     `gorm:"size:150;not null"`
+	UsernameKey  string     `gorm:"size:150;not null;uniqueIndex:idx_townhall_users_username_key"`
+	Email        string     `gorm:"size:254;not null"`
+	FirstName    string     `gorm:"size:150;not null"`
+	LastName     string     `gorm:"size:150;not null"`
+	Kind         string     `gorm:"size:16;not null"`
+	IsActive     bool       `gorm:"not null"`
+	IsStaff      bool       `gorm:"not null"`
+	IsSuperAdmin bool       `gorm:"not null"`
+	PasswordHash string     `gorm:"size:255;not null"`
+	FailedLogins int        `gorm:"not null"`
+	LockedUntil  *time.Time `gorm:"precision:6"`
+	LastLoginAt  *time.Time `gorm:"precision:6"`
+	// VerifyPending is set on self-registration with WithEmailVerification
+	// and cleared when the email is verified: until then the user cannot
+	// sign in.
+	VerifyPending   bool           `gorm:"not null;default:false"`
+	EmailVerifiedAt *time.Time     `gorm:"precision:6"`
+	WelcomeSentAt   *time.Time     `gorm:"precision:6"`
+	CreatedAt       time.Time      `gorm:"precision:6;not null"`
+	UpdatedAt       time.Time      `gorm:"precision:6;not null"`
+	DeletedAt       gorm.DeletedAt `gorm:"precision:6;index:idx_townhall_users_deleted_at"`
 }
 
 func (userRow) TableName() string { return UsersTable }
@@ -88,13 +97,14 @@ type departmentRow struct {
 
 func (departmentRow) TableName() string { return DepartmentsTable }
 
-// Migrate creates or updates the users, API keys, profiles and departments
-// tables. It is idempotent; callers hold the migration lock (dbx.Migrate).
+// Migrate creates or updates the users, API keys, profiles, departments,
+// sessions, single-use tokens and external identities tables. It is idempotent; callers hold the migration lock (dbx.Migrate).
 func Migrate(tx *gorm.DB) error {
 	if tx == nil {
 		return fmt.Errorf("migrate users: %w: nil db", ErrInvalidInput)
 	}
-	err := dbx.TableOptions(tx).AutoMigrate(&userRow{}, &apiKeyRow{}, &profileRow{}, &departmentRow{})
+	err := dbx.TableOptions(tx).AutoMigrate(&userRow{}, &apiKeyRow{}, &profileRow{}, &departmentRow{},
+		&sessionRow{}, &tokenRow{}, &identityRow{})
 	if err != nil {
 		return fmt.Errorf("migrate users: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"gorm.io/gorm"
+
 	"github.com/civicstack/townhall/internal/policy"
 )
 
@@ -20,12 +22,13 @@ type Checklist struct {
 	DepartmentSet  bool // that profile names a department
 	CategoriesSet  bool // that profile lists allowed categories
 	Approved       bool // that profile is approved
+	WelcomeSent    bool // the welcome message went out (Store.SendWelcome)
 }
 
 // Done reports whether every step is complete.
 func (c Checklist) Done() bool {
 	return c.UserCreated && c.ProfileCreated && c.RoleAssigned &&
-		c.DepartmentSet && c.CategoriesSet && c.Approved
+		c.DepartmentSet && c.CategoriesSet && c.Approved && c.WelcomeSent
 }
 
 // String renders the checklist one step a line, "[x]" for done steps:
@@ -47,6 +50,7 @@ func (c Checklist) String() string {
 		{c.DepartmentSet, "department set"},
 		{c.CategoriesSet, "categories set"},
 		{c.Approved, "approved"},
+		{c.WelcomeSent, "welcome email sent"},
 	} {
 		mark := " "
 		if step.done {
@@ -73,15 +77,17 @@ func (s *ProfileStore) Onboarding(ctx context.Context, userID, municipalityID st
 		return c, fmt.Errorf("onboarding: %w", err)
 	}
 	db := s.db.WithContext(ctx)
-	live, err := liveUser(db, userID)
-	if err != nil {
+	var user userRow
+	switch err := db.Where("id = ?", userID).Take(&user).Error; {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return c, nil
+	case err != nil:
 		return c, fmt.Errorf("onboarding: %w", err)
 	}
-	if c.UserCreated = live; !live {
-		return c, nil
-	}
+	c.UserCreated = true
+	c.WelcomeSent = user.WelcomeSentAt != nil
 	var grants int64
-	err = db.Table(policy.Table).
+	err := db.Table(policy.Table).
 		Where("ptype = ? AND v0 = ? AND v2 = ?", "g", policy.UserKey(userID), municipalityID).
 		Count(&grants).Error
 	if err != nil {

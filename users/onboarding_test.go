@@ -1,6 +1,7 @@
 package users_test
 
 import (
+	"errors"
 	"testing"
 
 	gormadapter "github.com/casbin/gorm-adapter/v3"
@@ -14,7 +15,8 @@ import (
 )
 
 func TestOnboarding_ReportsEachStep(t *testing.T) {
-	e := newEnv(t)
+	mail := &outbox{}
+	e := newEnv(t, users.WithMailer(mail))
 	e.withDepartments(t)
 	check := func() users.Checklist {
 		t.Helper()
@@ -27,7 +29,7 @@ func TestOnboarding_ReportsEachStep(t *testing.T) {
 	assert.Equal(t, users.Checklist{UserID: "amy", MunicipalityID: "m1"}, c, "an unknown user has nothing done")
 	assert.False(t, c.Done())
 
-	e.mustUser(t, users.NewUser{Username: "amy"})
+	e.mustUser(t, users.NewUser{Username: "amy", Email: "amy@example.org"})
 	c = check()
 	assert.True(t, c.UserCreated)
 	assert.False(t, c.ProfileCreated)
@@ -65,10 +67,21 @@ func TestOnboarding_ReportsEachStep(t *testing.T) {
 	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.SetApprovedTx(ctx, tx, "amy", "m1", true) }))
 	c = check()
 	assert.True(t, c.Approved)
+	assert.False(t, c.WelcomeSent)
+	assert.False(t, c.Done(), "the welcome email is a step")
+
+	mail.fail = errors.New("smtp down")
+	require.Error(t, e.users.SendWelcome(ctx, "amy"))
+	assert.False(t, check().WelcomeSent, "a message the mailer refused was not sent")
+	mail.fail = nil
+	require.NoError(t, e.users.SendWelcome(ctx, "amy"))
+	assert.Equal(t, "amy@example.org", mail.last(t, users.MessageWelcome).To)
+	c = check()
+	assert.True(t, c.WelcomeSent)
 	assert.True(t, c.Done())
 	assert.Equal(t, "onboarding of user amy at m1:\n"+
 		"[x] user created\n[x] profile created\n[x] role assigned\n"+
-		"[x] department set\n[x] categories set\n[x] approved\n", c.String())
+		"[x] department set\n[x] categories set\n[x] approved\n[x] welcome email sent\n", c.String())
 
 	e.deleteUser(t, "amy")
 	assert.Equal(t, users.Checklist{UserID: "amy", MunicipalityID: "m1"}, check(), "a deleted user starts over")
@@ -88,6 +101,6 @@ func TestChecklist_String(t *testing.T) {
 	c := users.Checklist{UserID: "u", MunicipalityID: "m", UserCreated: true, RoleAssigned: true}
 	assert.Equal(t, "onboarding of user u at m:\n"+
 		"[x] user created\n[ ] profile created\n[x] role assigned\n"+
-		"[ ] department set\n[ ] categories set\n[ ] approved\n", c.String())
+		"[ ] department set\n[ ] categories set\n[ ] approved\n[ ] welcome email sent\n", c.String())
 	assert.False(t, c.Done())
 }

@@ -17,6 +17,13 @@ type options struct {
 	maxFailures int
 	lockout     time.Duration
 	onChange    func(context.Context, Change) error
+
+	sessionIdle     time.Duration
+	sessionLifetime time.Duration
+	resetTTL        time.Duration
+	verifyTTL       time.Duration
+	verifyEmail     bool
+	mailer          Mailer
 }
 
 func defaultOptions() options {
@@ -25,6 +32,11 @@ func defaultOptions() options {
 		kdf:         DefaultKDF,
 		maxFailures: DefaultMaxFailures,
 		lockout:     DefaultLockout,
+
+		sessionIdle:     DefaultSessionIdle,
+		sessionLifetime: DefaultSessionLifetime,
+		resetTTL:        DefaultResetTTL,
+		verifyTTL:       DefaultVerificationTTL,
 	}
 }
 

@@ -161,7 +161,7 @@ func (s *Store) dummyHash() string {
 }
 
 // SetPassword sets the password of user id, hashed with argon2id. It clears
-// the failure count and any lock. Technical users never have a password
+// the failure count and any lock and ends the user's sessions. Technical users never have a password
 // (ErrInvalidInput and ErrTechnicalUser). Audited as TypePasswordChanged.
 func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if err := validateID(id, "user id"); err != nil {
@@ -175,7 +175,7 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 }
 
 // ClearPassword removes the password of user id: the user can then sign in
-// only through the host's single sign-on. Audited as TypePasswordChanged.
+// only through the host's single sign-on. It ends the user's sessions. Audited as TypePasswordChanged.
 func (s *Store) ClearPassword(ctx context.Context, id string) error {
 	if err := validateID(id, "user id"); err != nil {
 		return fmt.Errorf("clear password: %w", err)
@@ -196,23 +196,33 @@ func (s *Store) writePassword(ctx context.Context, id, hash string) error {
 		if hash != "" && Kind(row.Kind) == Technical {
 			return fmt.Errorf("%w: %w: technical users have no password", ErrInvalidInput, ErrTechnicalUser)
 		}
-		err = tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
-			"password_hash": hash,
-			"failed_logins": 0,
-			"locked_until":  nil,
-			"updated_at":    s.opt.nowUTC(),
-		}).Error
+		err = s.setPasswordTx(tx, id, hash)
+		if err != nil {
+			return err
+		}
+		ended, err := s.endSessionsTx(tx, id, EndPasswordChanged)
 		if err != nil {
 			return err
 		}
 		return s.log.RecordTx(ctx, tx, audit.Event{
 			Type:    audit.TypePasswordChanged,
 			UserID:  id,
-			Details: map[string]any{"cleared": hash == ""},
+			Details: map[string]any{"cleared": hash == "", "sessions_ended": ended},
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
+}
+
+// setPasswordTx stores hash as user id's password and clears the failure
+// count and any lock.
+func (s *Store) setPasswordTx(tx *gorm.DB, id, hash string) error {
+	return tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
+		"password_hash": hash,
+		"failed_logins": 0,
+		"locked_until":  nil,
+		"updated_at":    s.opt.nowUTC(),
+	}).Error
 }

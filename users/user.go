@@ -45,6 +45,13 @@ type User struct {
 	LastLoginAt  *time.Time
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// EmailVerifiedAt is when the email was last verified (VerifyEmail,
+	// MarkEmailVerified); nil when it never was or has changed since.
+	EmailVerifiedAt *time.Time
+	// VerificationPending is set for a self-registered user who cannot sign
+	// in until the email is verified (WithEmailVerification).
+	VerificationPending bool
 }
 
 // NewUser is the input of Create and Register. ID is optional (empty means
@@ -112,7 +119,7 @@ func (s *Store) Create(ctx context.Context, u NewUser) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
-	if err := s.insert(ctx, row, audit.Event{}); err != nil {
+	if err := s.insert(ctx, row, audit.Event{}, nil); err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
 	return toUser(row), nil
@@ -140,7 +147,10 @@ func (s *Store) CreateTx(ctx context.Context, tx *gorm.DB, u NewUser) (*User, er
 
 // Register is self-registration: it creates an active interactive user with
 // no profile, so with authenticated-only rights. Kind must be empty or
-// Interactive and IsStaff false (ErrInvalidInput otherwise). The event
+// Interactive and IsStaff false (ErrInvalidInput otherwise). With
+// WithEmailVerification the email is required, a verification message is
+// sent through the Mailer in the same transaction (a failed send registers
+// no one), and the user cannot sign in until verified. The event
 // (TypeUserCreated, Details self_registered) names the new user as actor
 // unless the context carries a subject.
 func (s *Store) Register(ctx context.Context, u NewUser) (*User, error) {
@@ -154,11 +164,22 @@ func (s *Store) Register(ctx context.Context, u NewUser) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register: %w", err)
 	}
+	var after func(tx *gorm.DB) error
+	if s.opt.verifyEmail {
+		switch {
+		case s.opt.mailer == nil:
+			return nil, fmt.Errorf("register: %w", ErrNoMailer)
+		case row.Email == "":
+			return nil, fmt.Errorf("register: %w: email required for verification", ErrInvalidInput)
+		}
+		row.VerifyPending = true
+		after = func(tx *gorm.DB) error { return s.registerVerificationTx(ctx, tx, row) }
+	}
 	ev := audit.Event{Details: map[string]any{"self_registered": true}}
 	if a, ok := actor.From(ctx); !ok || a.UserID == "" {
 		ev.ActorID = row.ID
 	}
-	if err := s.insert(ctx, row, ev); err != nil {
+	if err := s.insert(ctx, row, ev, after); err != nil {
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	return toUser(row), nil
@@ -220,8 +241,9 @@ func (s *Store) newRow(u NewUser) (*userRow, error) {
 	}, nil
 }
 
-// insert writes row and its TypeUserCreated event ev in one transaction.
-func (s *Store) insert(ctx context.Context, row *userRow, ev audit.Event) error {
+// insert writes row and its TypeUserCreated event ev in one transaction,
+// then runs after (if any) in it.
+func (s *Store) insert(ctx context.Context, row *userRow, ev audit.Event, after func(tx *gorm.DB) error) error {
 	ev.Type = audit.TypeUserCreated
 	ev.UserID = row.ID
 	if ev.Details == nil {
@@ -235,7 +257,13 @@ func (s *Store) insert(ctx context.Context, row *userRow, ev audit.Event) error 
 			}
 			return err
 		}
-		return s.log.RecordTx(ctx, tx, ev)
+		if err := s.log.RecordTx(ctx, tx, ev); err != nil {
+			return err
+		}
+		if after != nil {
+			return after(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -308,6 +336,7 @@ func (s *Store) Update(ctx context.Context, id string, u UserUpdate) (*User, err
 			return nil, fmt.Errorf("update user: %w", err)
 		}
 		set["email"] = *u.Email
+		set["email_verified_at"] = nil // a new address is not verified
 		fields = append(fields, "email")
 	}
 	for _, f := range []struct {
@@ -439,6 +468,9 @@ func toUser(r *userRow) *User {
 		LastLoginAt:  utcPtr(r.LastLoginAt),
 		CreatedAt:    r.CreatedAt.UTC(),
 		UpdatedAt:    r.UpdatedAt.UTC(),
+
+		EmailVerifiedAt:     utcPtr(r.EmailVerifiedAt),
+		VerificationPending: r.VerifyPending,
 	}
 	return u
 }

@@ -43,7 +43,7 @@ func run(ctx context.Context, path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := townhall.Open(ctx, db)
+	p, err := townhall.Open(ctx, db, townhall.WithMailer(outbox{out}))
 	if err != nil {
 		return err
 	}
@@ -127,15 +127,19 @@ func run(ctx context.Context, path string, out io.Writer) error {
 		return unexpected("an unapproved member works", err)
 	}
 
-	// 3. Approval: staff are approved before they work.
+	// 3. Approval: staff are approved before they work; the welcome
+	// email goes out through the host's mailer.
 	if err := p.Admin.Approve(ctx, alice, "olga", "riverton"); err != nil {
+		return err
+	}
+	if err := p.Users.SendWelcome(access.WithSubject(ctx, alice), "olga"); err != nil {
 		return err
 	}
 	c, err := p.Profiles.Onboarding(ctx, "olga", "riverton")
 	if err != nil {
 		return err
 	}
-	if err := checklist("approved by alice"); err != nil {
+	if err := checklist("approved by alice, welcomed"); err != nil {
 		return err
 	}
 	if !c.Done() {
@@ -170,6 +174,14 @@ func run(ctx context.Context, path string, out io.Writer) error {
 		fmt.Fprintf(out, "  #%d %-15s by %s%s\n", ev.Seq, ev.Type, ev.ActorID, outcome)
 	}
 	return p.Audit.Verify(ctx)
+}
+
+// outbox stands in for the host's mail queue: it prints what it is given.
+type outbox struct{ out io.Writer }
+
+func (o outbox) Send(_ context.Context, m users.Message) error {
+	fmt.Fprintf(o.out, "mail: %s message for user %s\n", m.Kind, m.UserID)
+	return nil
 }
 
 func unexpected(what string, err error) error {

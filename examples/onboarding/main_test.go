@@ -21,6 +21,8 @@ func TestRun_OnboardsStaffEndToEnd(t *testing.T) {
 	assert.Contains(t, steps[1], "[x] user created\n[ ] profile created")
 	assert.Contains(t, steps[2], "[x] categories set\n[ ] approved")
 	assert.NotContains(t, steps[3], "[ ]", "every step is done after approval")
+	assert.Contains(t, steps[3], "[x] welcome email sent")
+	assert.Contains(t, text, "mail: welcome message for user olga")
 	assert.Contains(t, text, "olga updates a pothole report: denied (profile_not_approved)")
 	assert.Contains(t, text, "olga updates a pothole report: allowed (role)")
 	assert.Contains(t, text, "olga updates a streetlight report: denied (category)")

@@ -6,6 +6,7 @@ package testkit
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,17 +25,29 @@ import (
 // FastKDF is a password hash cost for tests only.
 var FastKDF = users.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
-// Clock is a settable clock for WithClock.
-type Clock struct{ t time.Time }
+// Clock is a settable clock for WithClock, safe to read from the handlers
+// of a test server while the test moves it.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
 // NewClock starts a clock at a fixed instant.
 func NewClock() *Clock { return &Clock{t: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)} }
 
 // Now returns the clock's time.
-func (c *Clock) Now() time.Time { return c.t }
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
 
 // Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // Open opens a platform on a fresh database, closed when t ends.
 func Open(t testing.TB, opts ...townhall.Option) *townhall.Platform {

@@ -22,8 +22,9 @@ import (
 // refuses it for live usernames, so the new name can never clash.
 const AnonymizedPrefix = "deleted-"
 
-// SetActive sets the IsActive flag of live user id. Profiles, grants and
-// links are left alone, so they work again on reactivation.
+// SetActive sets the IsActive flag of live user id. Deactivation ends the
+// user's sign-in sessions for good; profiles, grants and links are left
+// alone, so they work again on reactivation.
 // users.ErrNotFound for an unknown or deleted user.
 func SetActive(ctx context.Context, tx *gorm.DB, now time.Time, id string, active bool) error {
 	return setFlag(ctx, tx, now, id, "is_active", active, "set user active")
@@ -52,10 +53,16 @@ func setFlag(ctx context.Context, tx *gorm.DB, now time.Time, id, column string,
 		Updates(map[string]any{column: value, "updated_at": stamp(now)}).Error; err != nil {
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
+	if column == "is_active" && !value {
+		if err := users.EndSessionsTx(tx, []string{id}, users.EndDeactivated, now); err != nil {
+			return fmt.Errorf("%s %q: %w", op, id, err)
+		}
+	}
 	return nil
 }
 
-// Delete soft-deletes live user id and revokes its API keys. The row
+// Delete soft-deletes live user id, revokes its API keys and ends its
+// sign-in sessions. The row
 // stays: the ID is never reused and the username stays taken until
 // Anonymize. Profiles, grants, links and sessions are the caller's to end
 // in the same transaction. users.ErrNotFound for an unknown or already
@@ -76,6 +83,9 @@ func Delete(ctx context.Context, tx *gorm.DB, now time.Time, id string) error {
 	if err := tx.Table(users.APIKeysTable).Where("user_id = ? AND revoked_at IS NULL", id).
 		UpdateColumn("revoked_at", at).Error; err != nil {
 		return fmt.Errorf("delete user %q: revoke api keys: %w", id, err)
+	}
+	if err := users.EndSessionsTx(tx, []string{id}, users.EndDeleted, now); err != nil {
+		return fmt.Errorf("delete user %q: %w", id, err)
 	}
 	return nil
 }
