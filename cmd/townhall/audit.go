@@ -1,9 +1,16 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,19 +20,20 @@ import (
 
 func (a *app) auditCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify and query the audit log"}
+	var archive, pubkey string
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Verify the hash chain; exit 5 naming the first event out of place",
+		Short: "Verify the hash chain, or with --archive an exported archive offline; exit 5 naming the first event out of place",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if archive != "" || pubkey != "" {
+				return a.verifyArchive(archive, pubkey)
+			}
 			p, err := a.platform(ctx)
 			if err != nil {
 				return err
 			}
-			// Not wired yet: --archive FILE --pubkey FILE would call
-			// audit.VerifyArchive offline, and checkpoints would go to
-			// Verify as audit.WithCheckpoints.
 			err = p.Audit.Verify(ctx)
 			var te *audit.TamperError
 			if errors.As(err, &te) {
@@ -45,6 +53,8 @@ func (a *app) auditCommand() *cobra.Command {
 			return a.print(map[string]any{"ok": true, "head": head}, "OK\tHEAD", [][]string{{"yes", strconv.FormatInt(head, 10)}})
 		},
 	}
+	verify.Flags().StringVar(&archive, "archive", "", "an archive written by Log.Archive, checked offline (needs --pubkey; no database is opened)")
+	verify.Flags().StringVar(&pubkey, "pubkey", "", "the checkpoint signer's Ed25519 public key: a PEM PUBLIC KEY, or 32 bytes as hex or base64")
 	var q audit.Query
 	var since, until string
 	query := &cobra.Command{
@@ -105,4 +115,62 @@ func parseTime(flag, s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w: %s: %w", errUsage, flag, err)
 	}
 	return t, nil
+}
+
+// verifyArchive checks an archive file offline against a public key file.
+func (a *app) verifyArchive(archive, pubkey string) error {
+	if archive == "" || pubkey == "" {
+		return fmt.Errorf("%w: --archive and --pubkey go together", errUsage)
+	}
+	pub, err := readPublicKey(pubkey)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	defer f.Close()
+	cp, err := audit.VerifyArchive(f, pub)
+	if err != nil {
+		seq := "-"
+		var te *audit.TamperError
+		if errors.As(err, &te) {
+			seq = strconv.FormatInt(te.Seq, 10)
+		}
+		if perr := a.print(map[string]any{"ok": false, "seq": seq, "problem": err.Error()},
+			"OK\tSEQ\tPROBLEM", [][]string{{"no", seq, err.Error()}}); perr != nil {
+			return perr
+		}
+		return fmt.Errorf("%w: %w", errNo, err)
+	}
+	return a.print(map[string]any{"ok": true, "checkpoint": cp.Seq, "at": cp.At, "key_id": cp.KeyID},
+		"OK\tCHECKPOINT\tAT", [][]string{{"yes", strconv.FormatInt(cp.Seq, 10), cp.At.UTC().Format(time.RFC3339)}})
+}
+
+// readPublicKey reads an Ed25519 public key: PEM (PKIX "PUBLIC KEY"), or
+// the 32 raw bytes written as hex or standard base64.
+func readPublicKey(path string) (ed25519.PublicKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if block, _ := pem.Decode(raw); block != nil {
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", errUsage, path, err)
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: not an Ed25519 public key", errUsage, path)
+		}
+		return pub, nil
+	}
+	text := strings.TrimSpace(string(raw))
+	for _, decode := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString} {
+		if b, err := decode(text); err == nil && len(b) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(b), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s: not a PEM, hex or base64 Ed25519 public key", errUsage, path)
 }
