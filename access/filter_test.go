@@ -441,7 +441,8 @@ func TestFilter_SQLIsParameterisedAndIndependentOfSubtreeSize(t *testing.T) {
 	sql, vars := rawOf("dm", "equipment", "create")
 	assert.Greater(t, len(sql), len(beforeSQL))
 	assert.Greater(t, len(vars), len(beforeVars))
-	assert.Contains(t, sql, "NOT IN (SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (")
+	// MySQL/MariaDB compare binary strings on both sides of the carve-out.
+	assert.Regexp(t, `NOT IN \(SELECT (CAST\()?descendant_id( AS BINARY\))? FROM townhall_location_paths WHERE ancestor_id IN \(`, sql)
 }
 
 // plainForm rewrites PostgreSQL's array and hashed forms of a subtree test
