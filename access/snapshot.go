@@ -212,46 +212,73 @@ func (t *userTable) put(id string, u *userState, prev *userTable) {
 type userState struct {
 	idx                                    uint32 // dense index (userTable)
 	deleted, active, superAdmin, technical bool
-	// counted is what the check path reads: the location grants that have
-	// an anchor profile, each with that profile's flags, in one array that
-	// for most users is inline.
-	counted []countedGrant
-	inline  [2]countedGrant
-	// platformPerms is the union of the permissions of the platform grants.
-	platformPerms permSet
+	// grants are the user's grants, in one compact form that the check
+	// path, Admin, explain and export all read: a location grant with an
+	// anchor profile carries that profile's flags (grant.counts). For most
+	// users the array is inline.
+	grants []grant
+	inline [2]grant
+	// platformPerms is the union of the permissions of the platform grants,
+	// nil without any: a pointer, as most users have none.
+	platformPerms *permSet
 
 	id       string
 	profiles []profileRef
-	grants   []grant // location "*" = platform grant
 	// pending: a grant or profile names a location the tree does not hold
 	// (yet); the state is built again when locations are added.
 	pending bool
 }
 
-// countedGrant is a location grant with its anchor profile resolved
-// (SPEC §1): the nearest profile at the grant's location or above it.
-type countedGrant struct {
-	role   uint16
-	flags  uint8  // failNotApproved, failInactive of the anchor; openCategories
-	_      uint8  //
-	loc    int32  // tree index of the grant's location
-	anchor uint32 // index of the anchor profile in userState.profiles
+// grant is one role held at a location (or "*"), 24 bytes. buildUser
+// resolves its anchor profile (SPEC §1: the nearest profile at the grant's
+// location or above it); a location grant that has one counts, with that
+// profile's flags.
+type grant struct {
+	location string // location ID or "*"; the tree's copy when it has one
+	loc      int32  // tree index of location, -1 for "*" or a location not in the tree
+	role     uint16 // index into compiled.roles
+	flags    uint8  // grantCounts; failNotApproved, failInactive of the anchor; openCategories
+	anchor   uint8  // index of the anchor profile in userState.profiles, anchorFar past 254
 }
 
-// openCategories marks a counted grant whose anchor profile restricts no
-// category by itself or through a department.
-const openCategories = 1 << 7
+const (
+	// grantCounts marks a location grant with an anchor profile: the
+	// grants the check path reads.
+	grantCounts = 1 << 6
+	// openCategories marks a counted grant whose anchor profile restricts
+	// no category by itself or through a department.
+	openCategories = 1 << 7
+	// anchorFar is grant.anchor for an anchor profile whose index does not
+	// fit a byte (a user with hundreds of profiles): it is found again.
+	anchorFar = 255
+)
+
+// addGrant appends g to u's grants, in u's inline array while it has room.
+// u must not be published yet.
+func (u *userState) addGrant(g grant) {
+	if u.grants == nil {
+		u.grants = u.inline[:0]
+	}
+	u.grants = append(u.grants, g)
+}
+
+// counts reports whether g is a location grant with an anchor profile.
+func (g *grant) counts() bool { return g.flags&grantCounts != 0 }
 
 // fails returns the denial flags of g's anchor profile.
-func (g *countedGrant) fails() int { return int(g.flags &^ openCategories) }
+func (g *grant) fails() int { return int(g.flags) & (failNotApproved | failInactive) }
 
 // allowsCategory reports whether category lies in the effective
 // categories of g's anchor profile.
-func (g *countedGrant) allowsCategory(u *userState, category string) bool {
+func (g *grant) allowsCategory(s *snapshot, u *userState, category string) bool {
 	if g.flags&openCategories != 0 {
 		return true
 	}
-	_, ok := u.profiles[g.anchor].eff[category]
+	k := int(g.anchor)
+	if k == anchorFar {
+		k, _ = s.anchorRef(u, g.loc)
+	}
+	_, ok := u.profiles[k].eff[category]
 	return ok
 }
 
@@ -273,13 +300,6 @@ func (u *userState) profile(id string) (*profileState, bool) {
 		}
 	}
 	return nil, false
-}
-
-// grant is one role held at a location (or "*").
-type grant struct {
-	role     int    // index into compiled.roles
-	location string // location ID or "*"
-	loc      int32  // tree index of location, -1 for "*" or a location not in the tree
 }
 
 type profileState struct {
@@ -485,13 +505,14 @@ func (s *snapshot) buildUser(u *userState) {
 			}
 		}
 	}
-	u.counted = u.inline[:0]
 	for i := range u.grants {
 		g := &u.grants[i]
+		g.flags, g.anchor = 0, 0
 		if g.location == "*" {
 			g.loc = -1
 			if u.platformPerms == nil {
-				u.platformPerms = newPermSet(len(s.reg.actions))
+				ps := newPermSet(len(s.reg.actions))
+				u.platformPerms = &ps
 			}
 			u.platformPerms.union(s.reg.roles[g.role].perms)
 			continue
@@ -502,27 +523,24 @@ func (s *snapshot) buildUser(u *userState) {
 				u.pending = true
 				continue // counts for nothing until the location is known
 			}
-			g.loc = ix
+			g.location, g.loc = s.tree.IDIndex(ix), ix
 		}
 		k, _ := s.anchorRef(u, g.loc)
 		if k < 0 {
 			continue // a grant without an anchor profile counts for nothing
 		}
 		p := u.profiles[k].p
-		var flags uint8
+		g.flags = grantCounts
 		if !p.approved {
-			flags |= failNotApproved
+			g.flags |= failNotApproved
 		}
 		if !p.active {
-			flags |= failInactive
+			g.flags |= failInactive
 		}
 		if _, all := s.effectiveCategories(p); all {
-			flags |= openCategories
+			g.flags |= openCategories
 		}
-		u.counted = append(u.counted, countedGrant{role: uint16(g.role), flags: flags, loc: g.loc, anchor: uint32(k)})
-	}
-	if len(u.counted) == 0 {
-		u.counted = nil
+		g.anchor = uint8(min(k, anchorFar))
 	}
 }
 
@@ -531,7 +549,7 @@ func (s *snapshot) buildUser(u *userState) {
 func (s *snapshot) rebuilt(u *userState) *userState {
 	c := *u
 	c.profiles = slices.Clone(u.profiles)
-	c.grants = slices.Clone(u.grants)
+	c.grants = append(c.inline[:0:len(c.inline)], u.grants...)
 	s.buildUser(&c)
 	return &c
 }
