@@ -326,7 +326,7 @@ func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID 
 		if err != nil {
 			return err
 		}
-		r := profileRef{loc: -1, p: &profileState{
+		r := profileRef{loc: -1, p: profileState{
 			approved: dbx.ParseBool(c[4]), active: dbx.ParseBool(c[5]), allowed: allowed,
 		}}
 		if i, ok := tree.Index(string(c[1])); ok {

@@ -282,11 +282,12 @@ func (g *grant) allowsCategory(s *snapshot, u *userState, category string) bool 
 	return ok
 }
 
-// profileRef is a profile with the location it is at.
+// profileRef is a profile with the location it is at, 64 bytes; the
+// profile's state is held by value (never shared between records).
 type profileRef struct {
 	location string
+	p        profileState
 	loc      int32 // tree index, -1 when the location is not in the tree
-	p        *profileState
 	// eff is p's effective categories when they are not all (nil: none),
 	// set by buildUser.
 	eff categorySet
@@ -296,16 +297,16 @@ type profileRef struct {
 func (u *userState) profile(id string) (*profileState, bool) {
 	for i := range u.profiles {
 		if u.profiles[i].location == id {
-			return u.profiles[i].p, true
+			return &u.profiles[i].p, true
 		}
 	}
 	return nil, false
 }
 
 type profileState struct {
-	approved, active bool
 	department       string
 	allowed          categorySet
+	approved, active bool
 }
 
 // categorySet is a set of categories; nil means "not set" (no restriction
@@ -371,7 +372,7 @@ func (s *snapshot) anchorAt(u *userState, loc int32) (*profileState, int32) {
 	if k < 0 {
 		return nil, -1
 	}
-	return u.profiles[k].p, at
+	return &u.profiles[k].p, at
 }
 
 // anchorRef returns the index in u.profiles of the anchor profile of
@@ -494,7 +495,7 @@ func (s *snapshot) buildUser(u *userState) {
 	for i := range u.profiles {
 		r := &u.profiles[i]
 		r.eff = nil
-		if cats, all := s.effectiveCategories(r.p); !all {
+		if cats, all := s.effectiveCategories(&r.p); !all {
 			r.eff = newCategorySet(cats)
 		}
 		if r.loc < 0 {
@@ -529,7 +530,7 @@ func (s *snapshot) buildUser(u *userState) {
 		if k < 0 {
 			continue // a grant without an anchor profile counts for nothing
 		}
-		p := u.profiles[k].p
+		p := &u.profiles[k].p
 		g.flags = grantCounts
 		if !p.approved {
 			g.flags |= failNotApproved
