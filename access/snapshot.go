@@ -492,6 +492,11 @@ func (s *snapshot) reindexDisabled() {
 // be published yet.
 func (s *snapshot) buildUser(u *userState) {
 	u.platformPerms, u.pending = nil, false
+	// The rows were appended one by one: keep no spare capacity.
+	u.profiles = fitted(u.profiles)
+	if len(u.grants) > len(u.inline) {
+		u.grants = fitted(u.grants)
+	}
 	for i := range u.profiles {
 		r := &u.profiles[i]
 		r.eff = nil
@@ -553,4 +558,13 @@ func (s *snapshot) rebuilt(u *userState) *userState {
 	c.grants = append(c.inline[:0:len(c.inline)], u.grants...)
 	s.buildUser(&c)
 	return &c
+}
+
+// fitted returns s, or a copy of it without spare capacity when it has
+// some (a record lives as long as its snapshot).
+func fitted[T any](s []T) []T {
+	if cap(s) == len(s) {
+		return s
+	}
+	return slices.Clone(s)
 }
