@@ -311,22 +311,6 @@ func (s *Store) endSessionsTx(tx *gorm.DB, userID, cause string) ([]string, erro
 	return ids, nil
 }
 
-// EndSessionsTx ends, inside tx, every session of the users ids, for
-// cascades outside Store that deactivate or delete users directly (the
-// stranded members of a deleted organisation): an ended session never comes
-// back, even if the user is reactivated.
-func EndSessionsTx(tx *gorm.DB, ids []string, cause string, now time.Time) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := tx.Model(&sessionRow{}).Where("user_id IN ? AND ended_at IS NULL", ids).
-		UpdateColumns(map[string]any{"ended_at": now.UTC().Truncate(time.Microsecond), "end_cause": cause}).Error
-	if err != nil {
-		return fmt.Errorf("end sessions: %w", err)
-	}
-	return nil
-}
-
 // Sessions lists the live sessions of user userID (not ended, not
 // expired), oldest first, without tokens. An unknown or deleted user has
 // none.
