@@ -100,6 +100,7 @@ func (s *Store) StartSession(ctx context.Context, userID, method string) (*SignI
 	var in *SignIn
 	var refused error
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		in, refused = nil, nil // dbx.Tx may run this again
 		row, err := lockUser(tx, userID)
 		if err != nil {
 			return err
