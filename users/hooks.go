@@ -11,7 +11,8 @@ import (
 // The writes inside a caller's transaction, without audit event or change
 // callback, are for access.Admin only (through package txwrite), so that no
 // exported method creates users, profiles or departments, or changes a
-// profile's approval, activity or deletion, without both (SPEC §3).
+// profile's approval or activity, or deletes profiles, without both
+// (SPEC §3).
 func init() {
 	hook.UserCreate = (*Store).createTx
 	hook.ProfileCreate = (*ProfileStore).createTx
@@ -21,9 +22,6 @@ func init() {
 	}
 	hook.ProfileSetActive = func(s *ProfileStore, ctx context.Context, tx *gorm.DB, userID, locationID string, active bool) error {
 		return s.setTx(ctx, tx, userID, locationID, map[string]any{"is_active": active}, "set profile active")
-	}
-	hook.ProfileDelete = func(s *ProfileStore, ctx context.Context, tx *gorm.DB, userID, locationID string) error {
-		return s.setTx(ctx, tx, userID, locationID, nil, "delete profile")
 	}
 	hook.ProfileDeleteForUser = (*ProfileStore).deleteForUserTx
 	hook.ProfileDeleteAt = (*ProfileStore).deleteAtTx

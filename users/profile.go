@@ -364,11 +364,11 @@ func (s *ProfileStore) Update(ctx context.Context, userID, locationID string, u 
 	return out, nil
 }
 
-// setTx sets the columns set (nil: soft-deletes) of the live profile of
-// userID at locationID inside the caller's transaction, without audit (the
-// caller records it). Setting a value the profile already has is not an
-// error. ErrNotFound when there is no such profile. Only access.Admin
-// changes approval, activity and deletion (package txwrite).
+// setTx sets the columns set of the live profile of userID at locationID
+// inside the caller's transaction, without audit (the caller records it).
+// Setting a value the profile already has is not an error. ErrNotFound when
+// there is no such profile. Only access.Admin changes approval and
+// activity (package txwrite).
 func (s *ProfileStore) setTx(ctx context.Context, tx *gorm.DB, userID, locationID string, set map[string]any, op string) error {
 	if tx == nil {
 		return fmt.Errorf("%s: %w: nil transaction", op, ErrInvalidInput)
@@ -378,11 +378,7 @@ func (s *ProfileStore) setTx(ctx context.Context, tx *gorm.DB, userID, locationI
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	now := s.opt.nowUTC()
-	if set == nil { // deletion
-		set = map[string]any{"live_key": row.ID, "deleted_at": now}
-	}
-	set["updated_at"] = now
+	set["updated_at"] = s.opt.nowUTC()
 	if err := tx.Model(&profileRow{}).Where("id = ?", row.ID).Updates(set).Error; err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

@@ -103,15 +103,15 @@ func TestProfile_DeletedProfileFreesTheLocation(t *testing.T) {
 	first, err := e.profiles.Create(ctx, users.Profile{UserID: "vic", LocationID: "m1", IsActive: true})
 	require.NoError(t, err)
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfile(ctx, tx, e.profiles, "vic", "m1") }))
+	deleteAtM1 := func(tx *gorm.DB) error { return txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"m1"}) }
+	require.NoError(t, e.tx(deleteAtM1))
 	_, err = e.profiles.Get(ctx, "vic", "m1")
 	assert.ErrorIs(t, err, users.ErrNotFound)
-	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfile(ctx, tx, e.profiles, "vic", "m1") }), users.ErrNotFound)
 
 	second, err := e.profiles.Create(ctx, users.Profile{UserID: "vic", LocationID: "m1"})
 	require.NoError(t, err, "one live profile per user and location; deleted ones do not count")
 	assert.NotEqual(t, first.ID, second.ID)
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfile(ctx, tx, e.profiles, "vic", "m1") }))
+	require.NoError(t, e.tx(deleteAtM1))
 	_, err = e.profiles.Create(ctx, users.Profile{UserID: "vic", LocationID: "m1"})
 	require.NoError(t, err, "any number of deleted ones")
 	assert.Equal(t, int64(3), e.count(t, users.ProfilesTable, "user_id = ?", "vic"), "deleted profiles stay on record")
@@ -127,7 +127,7 @@ func TestProfile_ListForUser(t *testing.T) {
 	}
 	_, err := e.profiles.Create(ctx, users.Profile{UserID: "xan", LocationID: "m1"})
 	require.NoError(t, err)
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfile(ctx, tx, e.profiles, "wes", "v1") }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"v1"}) }))
 
 	list, err := e.profiles.ListForUser(ctx, "wes")
 	require.NoError(t, err)
@@ -231,7 +231,7 @@ func TestProfile_TxOperations(t *testing.T) {
 		if _, err := txwrite.CreateProfile(ctx, tx, e.profiles, users.Profile{UserID: "zoe", LocationID: "m2"}); err != nil {
 			return err
 		}
-		if err := txwrite.DeleteProfile(ctx, tx, e.profiles, "zoe", "m1"); err != nil {
+		if err := txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"m1"}); err != nil {
 			return err
 		}
 		return boom
@@ -263,7 +263,6 @@ func TestProfile_TxOperations(t *testing.T) {
 		"create, nil tx":      func() error { _, err := txwrite.CreateProfile(ctx, nil, e.profiles, users.Profile{}); return err }(),
 		"get, nil tx":         func() error { _, err := e.profiles.GetTx(ctx, nil, "zoe", "m1"); return err }(),
 		"approve, nil tx":     txwrite.SetProfileApproved(ctx, nil, e.profiles, "zoe", "m1", true),
-		"delete, nil tx":      txwrite.DeleteProfile(ctx, nil, e.profiles, "zoe", "m1"),
 		"delete all, nil tx":  txwrite.DeleteProfilesOf(ctx, nil, e.profiles, "zoe"),
 		"delete all, bad id":  txwrite.DeleteProfilesOf(ctx, e.db, e.profiles, "a b"),
 		"active, bad user id": txwrite.SetProfileActive(ctx, e.db, e.profiles, "", "m1", true),

@@ -38,7 +38,6 @@ func TestHooks_AllWired(t *testing.T) {
 		"CreateDepartment":      {second(CreateDepartment(ctx, nil, p, users.Department{})), users.ErrInvalidInput},
 		"SetProfileApproved":    {SetProfileApproved(ctx, nil, p, "u1", "m1", true), users.ErrInvalidInput},
 		"SetProfileActive":      {SetProfileActive(ctx, nil, p, "u1", "m1", true), users.ErrInvalidInput},
-		"DeleteProfile":         {DeleteProfile(ctx, nil, p, "u1", "m1"), users.ErrInvalidInput},
 		"DeleteProfilesOf":      {DeleteProfilesOf(ctx, nil, p, "u1"), users.ErrInvalidInput},
 		"DeleteProfilesAt":      {DeleteProfilesAt(ctx, nil, p, []string{"m1"}), users.ErrInvalidInput},
 		"CreateLocation":        {second(CreateLocation(ctx, nil, l, location.Location{ID: "R", Level: "region"})), location.ErrInvalidInput},

@@ -61,16 +61,6 @@ func setProfileFlag(ctx context.Context, tx *gorm.DB, s *users.ProfileStore, nam
 	return f(s, ctx, tx, userID, locationID, v)
 }
 
-// DeleteProfile soft-deletes the live profile of userID at locationID (the
-// user may then get a new one there); users.ErrNotFound when there is none.
-func DeleteProfile(ctx context.Context, tx *gorm.DB, s *users.ProfileStore, userID, locationID string) error {
-	f, err := fn[func(*users.ProfileStore, context.Context, *gorm.DB, string, string) error]("ProfileDelete", hook.ProfileDelete)
-	if err != nil {
-		return err
-	}
-	return f(s, ctx, tx, userID, locationID)
-}
-
 // DeleteProfilesOf soft-deletes every live profile of userID (the user is
 // being deleted). A user with none is not an error.
 func DeleteProfilesOf(ctx context.Context, tx *gorm.DB, s *users.ProfileStore, userID string) error {

@@ -18,7 +18,6 @@ var (
 	DepartmentCreate     any // func(*users.ProfileStore, context.Context, *gorm.DB, users.Department) (*users.Department, error)
 	ProfileSetApproved   any // func(*users.ProfileStore, context.Context, *gorm.DB, string, string, bool) error
 	ProfileSetActive     any // func(*users.ProfileStore, context.Context, *gorm.DB, string, string, bool) error
-	ProfileDelete        any // func(*users.ProfileStore, context.Context, *gorm.DB, string, string) error
 	ProfileDeleteForUser any // func(*users.ProfileStore, context.Context, *gorm.DB, string) error
 	ProfileDeleteAt      any // func(*users.ProfileStore, context.Context, *gorm.DB, []string) error
 )
