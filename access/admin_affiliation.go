@@ -11,6 +11,7 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/txwrite"
 )
 
 // Link affiliates l.UserID with organisation l.OrganisationID during
@@ -29,7 +30,7 @@ func (a *Admin) Link(ctx context.Context, actor Subject, l affiliation.Link) err
 	}
 	ch := change{typ: audit.TypeLink, userID: l.UserID, details: details}
 	return a.linkChange(ctx, actor, ch, l.OrganisationID, func(tx *gorm.DB) error {
-		return a.affiliations.LinkTx(ctx, tx, l)
+		return txwrite.Link(ctx, tx, a.affiliations, l)
 	})
 }
 
@@ -40,7 +41,7 @@ func (a *Admin) Link(ctx context.Context, actor Subject, l affiliation.Link) err
 func (a *Admin) Unlink(ctx context.Context, actor Subject, userID, organisationID string) error {
 	ch := change{typ: audit.TypeUnlink, userID: userID, details: map[string]any{"organisation": organisationID}}
 	return a.linkChange(ctx, actor, ch, organisationID, func(tx *gorm.DB) error {
-		return a.affiliations.UnlinkTx(ctx, tx, userID, organisationID)
+		return txwrite.Unlink(ctx, tx, a.affiliations, userID, organisationID)
 	})
 }
 
@@ -71,7 +72,7 @@ func (a *Admin) DeleteOrganisation(ctx context.Context, actor Subject, organisat
 	var deactivated []string
 	g.write = func(tx *gorm.DB) ([]string, error) {
 		var err error
-		deactivated, err = a.affiliations.DeleteOrganisationTx(ctx, tx, organisationID)
+		deactivated, err = txwrite.DeleteOrganisation(ctx, tx, a.affiliations, organisationID)
 		return deactivated, err
 	}
 	g.record = func(tx *gorm.DB) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -36,7 +37,7 @@ func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*us
 		ch:    change{typ: audit.TypeMemberAdded, userID: m.UserID, location: m.LocationID, role: m.Role},
 		users: []string{m.UserID},
 		write: func(tx *gorm.DB) ([]string, error) {
-			p, err := a.profiles.CreateTx(ctx, tx, users.Profile{
+			p, err := txwrite.CreateProfile(ctx, tx, a.profiles, users.Profile{
 				UserID: m.UserID, LocationID: m.LocationID, DepartmentID: m.DepartmentID,
 				AllowedCategories: m.AllowedCategories, IsApproved: !approval, IsActive: true,
 			})

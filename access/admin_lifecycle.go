@@ -12,6 +12,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
@@ -245,13 +246,13 @@ func (a *Admin) DeleteUser(ctx context.Context, actor Subject, userID string) er
 			if err := userwrite.Delete(ctx, tx, a.now(), userID); err != nil {
 				return nil, err
 			}
-			if err := a.profiles.DeleteForUserTx(ctx, tx, userID); err != nil {
+			if err := txwrite.DeleteProfilesOf(ctx, tx, a.profiles, userID); err != nil {
 				return nil, err
 			}
 			if err := tx.Where("ptype = ? AND v0 = ?", "g", policy.UserKey(userID)).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
 				return nil, fmt.Errorf("delete grants: %w", err)
 			}
-			if err := a.affiliations.UnlinkAllTx(ctx, tx, userID); err != nil {
+			if err := txwrite.UnlinkAll(ctx, tx, a.affiliations, userID); err != nil {
 				return nil, err
 			}
 			return nil, endSessionsTx(tx, userID, a.now())

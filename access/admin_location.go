@@ -10,6 +10,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -22,7 +23,7 @@ func (a *Admin) MoveLocation(ctx context.Context, actor Subject, id, newParentID
 	g := &guarded{
 		ch: change{typ: audit.TypeLocationMoved, location: id},
 		write: func(tx *gorm.DB) ([]string, error) {
-			return nil, a.locations.MoveTx(ctx, tx, id, newParentID)
+			return nil, txwrite.MoveLocation(ctx, tx, a.locations, id, newParentID)
 		},
 		tree: func() *location.Change {
 			return &location.Change{Kind: location.ChangeMoved, Location: location.Location{ID: id, ParentID: newParentID}}
@@ -62,7 +63,7 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 	g.write = func(tx *gorm.DB) ([]string, error) {
 		deactivated = nil // dbx.Tx may run this again
 		var err error
-		if deleted, err = a.locations.DeleteTx(ctx, tx, id); err != nil {
+		if deleted, err = txwrite.DeleteLocation(ctx, tx, a.locations, id); err != nil {
 			return nil, err
 		}
 		g.ch.details["count"] = len(deleted)
@@ -79,12 +80,12 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 			if err := tx.Where("ptype = ? AND v2 IN ?", "g", chunk).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
 				return nil, fmt.Errorf("end grants: %w", err)
 			}
-			if err := a.profiles.DeleteAtTx(ctx, tx, chunk); err != nil {
+			if err := txwrite.DeleteProfilesAt(ctx, tx, a.profiles, chunk); err != nil {
 				return nil, err
 			}
 		}
 		for chunk := range slices.Chunk(deleted, insertChunk) {
-			gone, err := a.affiliations.DeleteOrganisationsAtTx(ctx, tx, chunk)
+			gone, err := txwrite.DeleteOrganisationsAt(ctx, tx, a.affiliations, chunk)
 			if err != nil {
 				return nil, err
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -16,7 +17,7 @@ import (
 // role the user holds there, and whatever the approval lets the user do
 // (the profile may anchor grants above and below it).
 func (a *Admin) Approve(ctx context.Context, actor Subject, userID, locationID string) error {
-	return a.profileFlag(ctx, actor, audit.TypeApprove, userID, locationID, true, a.profiles.SetApprovedTx)
+	return a.profileFlag(ctx, actor, audit.TypeApprove, userID, locationID, true, txwrite.SetProfileApproved)
 }
 
 // SetProfileActive activates or deactivates the user's profile at
@@ -24,16 +25,16 @@ func (a *Admin) Approve(ctx context.Context, actor Subject, userID, locationID s
 // reactivation), under the rules of Approve: grants that went inert count
 // again only when the actor could grant them.
 func (a *Admin) SetProfileActive(ctx context.Context, actor Subject, userID, locationID string, active bool) error {
-	return a.profileFlag(ctx, actor, audit.TypeProfileActive, userID, locationID, active, a.profiles.SetActiveTx)
+	return a.profileFlag(ctx, actor, audit.TypeProfileActive, userID, locationID, active, txwrite.SetProfileActive)
 }
 
 func (a *Admin) profileFlag(ctx context.Context, actor Subject, typ, userID, loc string, value bool,
-	set func(context.Context, *gorm.DB, string, string, bool) error) error {
+	set func(context.Context, *gorm.DB, *users.ProfileStore, string, string, bool) error) error {
 	var target *userState
 	g := &guarded{
 		ch:    change{typ: typ, userID: userID, location: loc, details: map[string]any{"value": value}},
 		users: []string{userID},
-		write: func(tx *gorm.DB) ([]string, error) { return nil, set(ctx, tx, userID, loc, value) },
+		write: func(tx *gorm.DB) ([]string, error) { return nil, set(ctx, tx, a.profiles, userID, loc, value) },
 	}
 	return a.guard(ctx, actor, g, func(snap *snapshot) error {
 		var err error

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -552,26 +551,7 @@ func TestEscalation_ModelBased(t *testing.T) {
 	if s, err := strconv.Atoi(os.Getenv("TOWNHALL_MODEL_SEQUENCES")); err == nil && s > 0 {
 		sequences = s
 	}
-	const workers = 4
-	var mu sync.Mutex
-	ops := 0
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; k < sequences; k += workers {
-				seed := uint64(20261202 + k)
-				t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-					n := checkModelSequence(t, seed)
-					mu.Lock()
-					ops += n
-					mu.Unlock()
-				})
-			}
-		}()
-	}
-	wg.Wait()
+	ops := testkit.Seeds(t, "seed", 20261202, sequences, 4, checkModelSequence)
 	t.Logf("%d sequences, %d Admin calls", sequences, ops)
 }
 

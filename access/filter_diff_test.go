@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -704,27 +703,12 @@ func TestFilter_AgreesWithCheckOnManyWorlds(t *testing.T) {
 	if s, err := strconv.Atoi(os.Getenv("TOWNHALL_DIFF_WORLDS")); err == nil && s >= 0 {
 		n = s
 	}
-	const workers = 4
-	var mu sync.Mutex
-	filters := 0
-	var wg sync.WaitGroup
-	for k := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := k; i < n; i += workers {
-				seed := uint64(900000 + i)
-				t.Run(fmt.Sprint("small", seed), func(t *testing.T) {
-					kinds := newSmallGenWorld(t, seed).verify(t)
-					mu.Lock()
-					defer mu.Unlock()
-					for _, c := range kinds {
-						filters += c
-					}
-				})
-			}
-		}()
-	}
-	wg.Wait()
+	filters := testkit.Seeds(t, "small", 900000, n, 4, func(t *testing.T, seed uint64) int {
+		compared := 0
+		for _, c := range newSmallGenWorld(t, seed).verify(t) {
+			compared += c
+		}
+		return compared
+	})
 	t.Logf("%d small worlds, %d filters compared with Check", n, filters)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
@@ -308,7 +309,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 			}
 			continue
 		}
-		if _, err := a.locations.CreateTx(ctx, im.tx, l); err != nil {
+		if _, err := txwrite.CreateLocation(ctx, im.tx, a.locations, l); err != nil {
 			return fmt.Errorf("location %q: %w", l.ID, err)
 		}
 		im.record(audit.Event{Type: audit.TypeLocationCreated, LocationID: l.ID,
@@ -343,7 +344,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 			}
 			continue
 		}
-		if _, err := profiles.CreateDepartmentTx(ctx, im.tx, d); err != nil {
+		if _, err := txwrite.CreateDepartment(ctx, im.tx, profiles, d); err != nil {
 			return err
 		}
 		im.record(audit.Event{Type: audit.TypeDepartmentCreated, LocationID: d.MunicipalityID,
@@ -359,7 +360,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 			return err
 		}
 		p.ID = "" // profile IDs are the database's
-		if _, err := profiles.CreateTx(ctx, im.tx, p); err != nil {
+		if _, err := txwrite.CreateProfile(ctx, im.tx, profiles, p); err != nil {
 			return fmt.Errorf("profile of %q at %q: %w", p.UserID, p.LocationID, err)
 		}
 		im.record(audit.Event{Type: audit.TypeMemberAdded, UserID: p.UserID, LocationID: p.LocationID,
@@ -386,14 +387,14 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 			}
 			continue
 		}
-		if _, err := a.affiliations.CreateOrganisationTx(ctx, im.tx, o); err != nil {
+		if _, err := txwrite.CreateOrganisation(ctx, im.tx, a.affiliations, o); err != nil {
 			return err
 		}
 		im.record(audit.Event{Type: audit.TypeOrganisationCreated, LocationID: o.LocationID,
 			Details: map[string]any{"organisation_id": o.ID, "imported": true}})
 	}
 	for _, l := range doc.Links {
-		if err := a.affiliations.LinkTx(ctx, im.tx, l); err != nil {
+		if err := txwrite.Link(ctx, im.tx, a.affiliations, l); err != nil {
 			if im.merge && errors.Is(err, affiliation.ErrDuplicate) {
 				continue // the database holds this link already
 			}
@@ -403,7 +404,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 			Details: map[string]any{"organisation_id": l.OrganisationID, "imported": true}})
 	}
 	for _, l := range doc.DeletedLocations {
-		gone, err := a.locations.DeleteTx(ctx, im.tx, l.ID)
+		gone, err := txwrite.DeleteLocation(ctx, im.tx, a.locations, l.ID)
 		if errors.Is(err, location.ErrNotFound) {
 			continue // deleted with an ancestor, or there already
 		}
@@ -429,7 +430,7 @@ func (im *importer) users(ctx context.Context, doc *Document) error {
 		if u.ID == SystemActorID {
 			return fmt.Errorf("%w: user id %q is reserved", ErrInvalidInput, u.ID)
 		}
-		if _, err := a.users.CreateTx(ctx, im.tx, users.NewUser{ID: u.ID, Username: u.Username, Email: u.Email,
+		if _, err := txwrite.CreateUser(ctx, im.tx, a.users, users.NewUser{ID: u.ID, Username: u.Username, Email: u.Email,
 			FirstName: u.FirstName, LastName: u.LastName, Kind: u.Kind, IsStaff: u.Staff}); err != nil {
 			return fmt.Errorf("user %q: %w", u.ID, err)
 		}
@@ -461,7 +462,7 @@ func (im *importer) deletedUsers(ctx context.Context, doc *Document) error {
 		}
 		// A placeholder username, replaced by anonymisation's deleted-<id>
 		// before the commit.
-		if _, err := a.users.CreateTx(ctx, im.tx, users.NewUser{ID: id, Username: "import-" + dbx.NewID()}); err != nil {
+		if _, err := txwrite.CreateUser(ctx, im.tx, a.users, users.NewUser{ID: id, Username: "import-" + dbx.NewID()}); err != nil {
 			return fmt.Errorf("deleted user %q: %w", id, err)
 		}
 		if err := userwrite.Delete(ctx, im.tx, a.now(), id); err != nil {

@@ -8,12 +8,12 @@ import (
 )
 
 // Cascades that other deletions run inside their own transaction (package
-// access: DeleteUser, DeleteLocation). Like the other Tx forms they neither
-// authorise nor audit.
+// access: DeleteUser, DeleteLocation, through package txwrite). Like the
+// other in-transaction forms they neither authorise nor audit.
 
-// UnlinkAllTx soft-deletes every non-deleted link of userID (the user is
+// unlinkAllTx soft-deletes every non-deleted link of userID (the user is
 // being deleted).
-func (s *Store) UnlinkAllTx(ctx context.Context, tx *gorm.DB, userID string) error {
+func (s *Store) unlinkAllTx(ctx context.Context, tx *gorm.DB, userID string) error {
 	if err := checkID("user id", userID); err != nil {
 		return fmt.Errorf("unlink all: %w", err)
 	}
@@ -30,10 +30,10 @@ func (s *Store) UnlinkAllTx(ctx context.Context, tx *gorm.DB, userID string) err
 	return nil
 }
 
-// DeleteOrganisationsAtTx deletes, with DeleteOrganisationTx's cascade, every
+// deleteOrganisationsAtTx deletes, with DeleteOrganisation's cascade, every
 // live organisation located at one of locationIDs (their locations are being
 // deleted). It returns the users it deactivated.
-func (s *Store) DeleteOrganisationsAtTx(ctx context.Context, tx *gorm.DB, locationIDs []string) ([]string, error) {
+func (s *Store) deleteOrganisationsAtTx(ctx context.Context, tx *gorm.DB, locationIDs []string) ([]string, error) {
 	if len(locationIDs) == 0 {
 		return nil, nil
 	}
@@ -48,11 +48,22 @@ func (s *Store) DeleteOrganisationsAtTx(ctx context.Context, tx *gorm.DB, locati
 	}
 	var deactivated []string
 	for _, id := range ids {
-		d, err := s.DeleteOrganisationTx(ctx, tx, id)
+		d, err := s.deleteOrganisation(ctx, tx, id)
 		if err != nil {
 			return nil, err
 		}
 		deactivated = append(deactivated, d...)
+	}
+	return deactivated, nil
+}
+
+// deleteOrganisation is DeleteOrganisation inside the caller's transaction
+// tx, without audit events (the caller records them). It returns the IDs
+// of the users it deactivated, sorted.
+func (s *Store) deleteOrganisation(ctx context.Context, tx *gorm.DB, organisationID string) ([]string, error) {
+	_, _, deactivated, err := s.deleteOrganisationTx(ctx, tx, organisationID)
+	if err != nil {
+		return nil, fmt.Errorf("delete organisation %q: %w", organisationID, err)
 	}
 	return deactivated, nil
 }

@@ -11,8 +11,9 @@ type Change struct {
 // WithOnChange registers fn to run after each write of the Store has
 // committed, before the write call returns, so that an in-memory copy (the
 // access checker's snapshot) sees it. An error from fn is returned by the
-// write call; the write itself stays committed. The Tx forms do not call
-// fn: their caller does after its own commit.
+// write call; the write itself stays committed. access.Admin's
+// in-transaction forms of these writes do not call fn: Admin updates the
+// snapshot after its own commit.
 func WithOnChange(fn func(ctx context.Context, c Change) error) Option {
 	return func(o *options) { o.onChange = fn }
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -56,17 +57,6 @@ func (s *Store) DeleteOrganisation(ctx context.Context, organisationID string) e
 		return fmt.Errorf("delete organisation %q: %w", organisationID, err)
 	}
 	return nil
-}
-
-// DeleteOrganisationTx is DeleteOrganisation inside the caller's
-// transaction tx, without audit events (the caller records them). It
-// returns the IDs of the users it deactivated, sorted.
-func (s *Store) DeleteOrganisationTx(ctx context.Context, tx *gorm.DB, organisationID string) (deactivated []string, err error) {
-	_, _, deactivated, err = s.deleteOrganisationTx(ctx, tx, organisationID)
-	if err != nil {
-		return nil, fmt.Errorf("delete organisation %q: %w", organisationID, err)
-	}
-	return deactivated, nil
 }
 
 func (s *Store) deleteOrganisationTx(ctx context.Context, tx *gorm.DB, id string) (org *organisationRow, ended int, deactivated []string, err error) {
@@ -194,7 +184,7 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("deactivate users: %w", err)
 	}
-	if err := users.EndSessionsTx(tx, out, users.EndDeactivated, now); err != nil {
+	if err := userwrite.EndSessions(tx, out, users.EndDeactivated, now); err != nil {
 		return nil, fmt.Errorf("deactivate users: %w", err)
 	}
 	return out, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 )
 
 // cascadeFixture links users in every situation the cascade distinguishes
@@ -148,7 +149,7 @@ func TestDeleteOrganisation_RejectsBadInput(t *testing.T) {
 		"a b":     affiliation.ErrInvalidInput,
 	} {
 		assert.ErrorIs(t, e.store.DeleteOrganisation(e.ctx, id), want, id)
-		_, err := e.store.DeleteOrganisationTx(e.ctx, e.db, id)
+		_, err := txwrite.DeleteOrganisation(e.ctx, e.db, e.store, id)
 		assert.ErrorIs(t, err, want, id)
 	}
 	assert.Equal(t, before, e.eventCount(t))
@@ -161,7 +162,7 @@ func TestDeleteOrganisationTx_ReturnsDeactivatedWithoutAudit(t *testing.T) {
 	var got []string
 	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error {
 		var err error
-		got, err = e.store.DeleteOrganisationTx(e.ctx, tx, "doomed")
+		got, err = txwrite.DeleteOrganisation(e.ctx, tx, e.store, "doomed")
 		return err
 	}))
 	assert.ElementsMatch(t, deactivated, got)
@@ -176,7 +177,7 @@ func TestDeleteOrganisationTx_RollsBackWithCaller(t *testing.T) {
 	e.link(t, "u1", "o1", nil, nil)
 	errAbort := errors.New("abort")
 	err := dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error {
-		got, err := e.store.DeleteOrganisationTx(e.ctx, tx, "o1")
+		got, err := txwrite.DeleteOrganisation(e.ctx, tx, e.store, "o1")
 		require.NoError(t, err)
 		assert.Equal(t, []string{"u1"}, got)
 		return errAbort
@@ -191,7 +192,7 @@ func TestDeleteOrganisationTx_RollsBackWithCaller(t *testing.T) {
 func TestDeleteOrganisation_WithoutLinksDeactivatesNobody(t *testing.T) {
 	e := newEnv(t)
 	e.org(t, "empty")
-	got, err := e.store.DeleteOrganisationTx(e.ctx, e.db, "empty")
+	got, err := txwrite.DeleteOrganisation(e.ctx, e.db, e.store, "empty")
 	require.NoError(t, err)
 	assert.NotNil(t, got)
 	assert.Empty(t, got)

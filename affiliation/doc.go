@@ -47,8 +47,9 @@
 // (organisation_created, organisation_updated, link, unlink,
 // organisation_deleted and user_active), attributed to the subject in the
 // context or "system", so a failed write leaves no rows and no event. The
-// Store's writes are unguarded: access.Admin is the guarded way, and uses
-// the ...Tx forms inside its own transactions, auditing itself. Concurrent
+// Store's writes are unguarded: access.Admin is the guarded way, and runs
+// the same writes inside its own transactions, auditing itself and
+// updating the snapshot; no exported method writes without both. Concurrent
 // writers are kept apart by row locks taken in one order (organisation,
 // links, users), so overlapping windows cannot slip in concurrently. Every
 // exported function validates its input and returns an error usable with

@@ -72,15 +72,6 @@ func (s *Store) Link(ctx context.Context, l Link) error {
 	return nil
 }
 
-// LinkTx is Link inside the caller's transaction tx, without an audit event
-// (the caller records one).
-func (s *Store) LinkTx(ctx context.Context, tx *gorm.DB, l Link) error {
-	if _, _, err := s.linkTx(ctx, tx, l); err != nil {
-		return fmt.Errorf("link user %q to organisation %q: %w", l.UserID, l.OrganisationID, err)
-	}
-	return nil
-}
-
 func (s *Store) linkTx(ctx context.Context, tx *gorm.DB, l Link) (*organisationRow, Link, error) {
 	l, err := normaliseLink(l)
 	if err != nil {
@@ -182,15 +173,6 @@ func (s *Store) Unlink(ctx context.Context, userID, organisationID string) error
 		}}, nil
 	})
 	if err != nil {
-		return fmt.Errorf("unlink user %q from organisation %q: %w", userID, organisationID, err)
-	}
-	return nil
-}
-
-// UnlinkTx is Unlink inside the caller's transaction tx, without an audit
-// event (the caller records one).
-func (s *Store) UnlinkTx(ctx context.Context, tx *gorm.DB, userID, organisationID string) error {
-	if _, _, err := s.unlinkTx(ctx, tx, userID, organisationID); err != nil {
 		return fmt.Errorf("unlink user %q from organisation %q: %w", userID, organisationID, err)
 	}
 	return nil

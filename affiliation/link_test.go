@@ -14,6 +14,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/actor"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -40,7 +41,7 @@ func TestLink_RejectsInvalidInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.eventCount(t)
 			assert.ErrorIs(t, e.store.Link(e.ctx, tt.link), affiliation.ErrInvalidInput)
-			assert.ErrorIs(t, e.store.LinkTx(e.ctx, e.db, tt.link), affiliation.ErrInvalidInput)
+			assert.ErrorIs(t, txwrite.Link(e.ctx, e.db, e.store, tt.link), affiliation.ErrInvalidInput)
 			assert.Zero(t, e.count(t, affiliation.LinksTable, "1 = 1"))
 			assert.Equal(t, before, e.eventCount(t))
 		})
@@ -314,7 +315,7 @@ func TestUnlink(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				before := e.eventCount(t)
 				assert.ErrorIs(t, e.store.Unlink(e.ctx, tt.user, tt.org), tt.want)
-				assert.ErrorIs(t, e.store.UnlinkTx(e.ctx, e.db, tt.user, tt.org), tt.want)
+				assert.ErrorIs(t, txwrite.Unlink(e.ctx, e.db, e.store, tt.user, tt.org), tt.want)
 				assert.Equal(t, before, e.eventCount(t))
 			})
 		}
@@ -452,21 +453,21 @@ func TestTxForms_CommitAndRollBackWithCallerWithoutAudit(t *testing.T) {
 	errAbort := errors.New("abort")
 
 	err := dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error {
-		require.NoError(t, e.store.LinkTx(e.ctx, tx, affiliation.Link{UserID: "u1", OrganisationID: "o1"}))
+		require.NoError(t, txwrite.Link(e.ctx, tx, e.store, affiliation.Link{UserID: "u1", OrganisationID: "o1"}))
 		return errAbort
 	})
 	require.ErrorIs(t, err, errAbort)
 	assert.Zero(t, e.count(t, affiliation.LinksTable, "1 = 1"), "rolled back with the caller")
 
 	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error {
-		return e.store.LinkTx(e.ctx, tx, affiliation.Link{UserID: "u1", OrganisationID: "o1"})
+		return txwrite.Link(e.ctx, tx, e.store, affiliation.Link{UserID: "u1", OrganisationID: "o1"})
 	}))
 	orgs, err := e.store.OrganisationsOf(e.ctx, "u1")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"o1"}, orgIDs(orgs))
 
 	require.NoError(t, dbx.Tx(e.ctx, e.db, func(tx *gorm.DB) error {
-		return e.store.UnlinkTx(e.ctx, tx, "u1", "o1")
+		return txwrite.Unlink(e.ctx, tx, e.store, "u1", "o1")
 	}))
 	orgs, err = e.store.OrganisationsOf(e.ctx, "u1")
 	require.NoError(t, err)

@@ -51,10 +51,10 @@ func (s *Store) CreateOrganisation(ctx context.Context, o Organisation) (*Organi
 	return toOrganisation(row)
 }
 
-// CreateOrganisationTx is CreateOrganisation inside the caller's
+// createOrganisationTx is CreateOrganisation inside the caller's
 // transaction tx, without the audit event (the caller records its own) and
-// without WithOnChange's callback.
-func (s *Store) CreateOrganisationTx(ctx context.Context, tx *gorm.DB, o Organisation) (*Organisation, error) {
+// without WithOnChange's callback (package txwrite's CreateOrganisation).
+func (s *Store) createOrganisationTx(ctx context.Context, tx *gorm.DB, o Organisation) (*Organisation, error) {
 	row, _, err := s.newOrganisationRow(o)
 	if err != nil {
 		return nil, fmt.Errorf("create organisation: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/actor"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -261,10 +262,10 @@ func TestStore_RejectsMissingDependencies(t *testing.T) {
 		"CreateNoLog":         second(noLog.CreateOrganisation(e.ctx, affiliation.Organisation{ID: "o1", Name: "n", Kind: "k", LocationID: "m1"})),
 		"CreateZeroStore":     second(zero.CreateOrganisation(e.ctx, affiliation.Organisation{ID: "o1", Name: "n", Kind: "k", LocationID: "m1"})),
 		"LinkNoLog":           noLog.Link(e.ctx, affiliation.Link{UserID: "u1", OrganisationID: "o1"}),
-		"LinkTxNilTx":         e.store.LinkTx(e.ctx, nil, affiliation.Link{UserID: "u1", OrganisationID: "o1"}),
-		"UnlinkTxNilTx":       e.store.UnlinkTx(e.ctx, nil, "u1", "o1"),
-		"DeleteTxNilTx":       second(e.store.DeleteOrganisationTx(e.ctx, nil, "o1")),
-		"LinkTxZeroStore":     zero.LinkTx(e.ctx, e.db, affiliation.Link{UserID: "u1", OrganisationID: "o1"}),
+		"LinkTxNilTx":         txwrite.Link(e.ctx, nil, e.store, affiliation.Link{UserID: "u1", OrganisationID: "o1"}),
+		"UnlinkTxNilTx":       txwrite.Unlink(e.ctx, nil, e.store, "u1", "o1"),
+		"DeleteTxNilTx":       second(txwrite.DeleteOrganisation(e.ctx, nil, e.store, "o1")),
+		"LinkTxZeroStore":     txwrite.Link(e.ctx, e.db, &zero, affiliation.Link{UserID: "u1", OrganisationID: "o1"}),
 		"DeleteNoLog":         noLog.DeleteOrganisation(e.ctx, "o1"),
 		"UpdateServicesNoLog": noLog.UpdateServices(e.ctx, "o1", nil),
 	}

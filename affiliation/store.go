@@ -117,7 +117,8 @@ func (s *Store) writer(ctx context.Context) error {
 	return nil
 }
 
-// inTx checks the arguments of the ...Tx methods and binds tx to ctx.
+// inTx checks the arguments of the in-transaction writes and binds tx to
+// ctx.
 func (s *Store) inTx(ctx context.Context, tx *gorm.DB) (*gorm.DB, error) {
 	if ctx == nil || tx == nil {
 		return nil, fmt.Errorf("%w: nil context or transaction", ErrInvalidInput)

@@ -58,11 +58,9 @@
 // locks one row (townhall_location_tree), which serialises tree writes
 // across connections and processes: two concurrent moves cannot corrupt
 // the closure table, and a create cannot land under a concurrently deleted
-// parent. The same row counts the writes (TreeVersion). The CreateTx,
-// MoveTx and DeleteTx variants run inside the caller's transaction (with
-// default isolation) and leave auditing to the caller; call them before
-// audit.Log.RecordTx, so that every transaction takes the tree lock before
-// the audit chain's.
+// parent. The same row counts the writes (TreeVersion). access.Admin runs
+// the same writes inside its own guarded transactions, with its own audit
+// events and snapshot update; no exported method writes without both.
 //
 // # In-memory tree
 //

@@ -59,8 +59,9 @@ func WithClock(now func() time.Time) Option {
 // Create, Move or Delete has committed, in the calling goroutine and in
 // commit order, so that an in-memory Tree (Tree.Apply) or another cache
 // sees the change before the call returns. fn must not write through the
-// Store. The Tx variants do not call it: their caller applies the change
-// after its own commit, stamped with TreeVersion.
+// Store. access.Admin's in-transaction forms of these writes do not call
+// it: Admin applies the change after its own commit, stamped with
+// TreeVersion.
 func WithOnChange(fn func(Change)) Option {
 	return func(o *options) { o.onChange = fn }
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/actor"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -283,15 +284,15 @@ func TestChildrenAndDescendants_WideTree(t *testing.T) {
 		for i := 0; i < 300; i++ {
 			id := "D" + pad(i)
 			want = append(want, id)
-			if _, err := s.CreateTx(ctx, tx, loc(id, "district", "R")); err != nil {
+			if _, err := txwrite.CreateLocation(ctx, tx, s, loc(id, "district", "R")); err != nil {
 				return err
 			}
 			if i%10 == 0 {
 				wantM = append(wantM, "M"+pad(i))
-				if _, err := s.CreateTx(ctx, tx, loc("M"+pad(i), "municipality", id)); err != nil {
+				if _, err := txwrite.CreateLocation(ctx, tx, s, loc("M"+pad(i), "municipality", id)); err != nil {
 					return err
 				}
-				if _, err := s.CreateTx(ctx, tx, loc("V"+pad(i), "village", "M"+pad(i))); err != nil {
+				if _, err := txwrite.CreateLocation(ctx, tx, s, loc("V"+pad(i), "village", "M"+pad(i))); err != nil {
 					return err
 				}
 			}
@@ -367,10 +368,10 @@ func TestReads_RejectBadInput(t *testing.T) {
 	assert.ErrorIs(t, s.Delete(nilCtx, "R"), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.Delete(ctx, ""), location.ErrInvalidInput)
 	assert.ErrorIs(t, s.Delete(ctx, "a b"), location.ErrInvalidInput)
-	assert.ErrorIs(t, s.MoveTx(ctx, nil, "R", ""), location.ErrInvalidInput)
-	_, err = s.DeleteTx(ctx, nil, "R")
+	assert.ErrorIs(t, txwrite.MoveLocation(ctx, nil, s, "R", ""), location.ErrInvalidInput)
+	_, err = txwrite.DeleteLocation(ctx, nil, s, "R")
 	assert.ErrorIs(t, err, location.ErrInvalidInput)
-	_, err = s.CreateTx(ctx, nil, loc("X", "region", ""))
+	_, err = txwrite.CreateLocation(ctx, nil, s, loc("X", "region", ""))
 	assert.ErrorIs(t, err, location.ErrInvalidInput)
 	_, err = location.LoadTree(ctx, nil)
 	assert.ErrorIs(t, err, location.ErrInvalidInput)

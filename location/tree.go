@@ -234,7 +234,8 @@ func (t *Tree) detach(parent, child int32) {
 }
 
 // Remove removes each listed location together with its subtree. IDs not
-// in the tree are ignored, so the full list returned by Store.DeleteTx may
+// in the tree are ignored, so the full list of deleted locations a deletion
+// reports (Change.Deleted) may
 // be passed as is.
 func (t *Tree) Remove(ids ...string) {
 	if t.frozen {

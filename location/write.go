@@ -23,7 +23,7 @@ func (s *Store) Create(ctx context.Context, l Location) (*Location, error) {
 		return nil, fmt.Errorf("%w: nil context", ErrInvalidInput)
 	}
 	c, err := s.write(ctx, func(tx *gorm.DB) (Change, *audit.Event, error) {
-		created, err := s.CreateTx(ctx, tx, l)
+		created, err := s.createTx(ctx, tx, l)
 		if err != nil {
 			return Change{}, nil, err
 		}
@@ -39,9 +39,10 @@ func (s *Store) Create(ctx context.Context, l Location) (*Location, error) {
 	return &c.Location, nil
 }
 
-// CreateTx is Create inside the caller's transaction tx, without an audit
-// event (the caller records one) and without WithOnChange's callback.
-func (s *Store) CreateTx(ctx context.Context, tx *gorm.DB, l Location) (*Location, error) {
+// createTx is Create inside the caller's transaction tx, without an audit
+// event (the caller records one) and without WithOnChange's callback
+// (package txwrite's CreateLocation).
+func (s *Store) createTx(ctx context.Context, tx *gorm.DB, l Location) (*Location, error) {
 	if ctx == nil || tx == nil {
 		return nil, fmt.Errorf("%w: nil context or transaction", ErrInvalidInput)
 	}
@@ -140,13 +141,6 @@ func (s *Store) Move(ctx context.Context, id, newParentID string) error {
 			Details:    map[string]any{"from": from, "to": newParentID},
 		}, nil
 	})
-	return err
-}
-
-// MoveTx is Move inside the caller's transaction tx, without an audit event
-// (the caller records one) and without WithOnChange's callback.
-func (s *Store) MoveTx(ctx context.Context, tx *gorm.DB, id, newParentID string) error {
-	_, _, _, err := s.move(ctx, tx, id, newParentID)
 	return err
 }
 
@@ -312,7 +306,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: nil context", ErrInvalidInput)
 	}
 	_, err := s.write(ctx, func(tx *gorm.DB) (Change, *audit.Event, error) {
-		deleted, err := s.DeleteTx(ctx, tx, id)
+		deleted, err := s.deleteTx(ctx, tx, id)
 		if err != nil {
 			return Change{}, nil, err
 		}
@@ -325,10 +319,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return err
 }
 
-// DeleteTx is Delete inside the caller's transaction tx, without an audit
-// event (the caller records one) and without WithOnChange's callback. It
-// returns the IDs of the deleted locations, id first, then by depth and ID.
-func (s *Store) DeleteTx(ctx context.Context, tx *gorm.DB, id string) (deleted []string, err error) {
+// deleteTx is Delete inside the caller's transaction tx, without an audit
+// event (the caller records one) and without WithOnChange's callback
+// (package txwrite's DeleteLocation). It returns the IDs of the deleted
+// locations, id first, then by depth and ID.
+func (s *Store) deleteTx(ctx context.Context, tx *gorm.DB, id string) (deleted []string, err error) {
 	if ctx == nil || tx == nil {
 		return nil, fmt.Errorf("delete %q: %w: nil context or transaction", id, ErrInvalidInput)
 	}
@@ -420,9 +415,10 @@ func lockTree(tx *gorm.DB) error {
 
 // TreeVersion returns the version of the tree in db: the number of tree
 // writes committed so far (inside a transaction, its own writes included).
-// Every write through Create, Move, Delete or their Tx variants, refused
-// ones excepted, moves it forward by one. A caller of the Tx variants reads
-// it in its transaction to stamp the Change it applies to a Tree.
+// Every write through Create, Move, Delete or their in-transaction forms
+// (package txwrite), refused ones excepted, moves it forward by one. A
+// caller of those forms reads it in its transaction to stamp the Change it
+// applies to a Tree.
 func TreeVersion(ctx context.Context, db *gorm.DB) (int64, error) {
 	if ctx == nil || db == nil {
 		return 0, fmt.Errorf("location: tree version: %w: nil context or database", ErrInvalidInput)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -216,13 +217,13 @@ func TestTxVariants_FollowTheCallersTransaction(t *testing.T) {
 
 	before := dump(t, e)
 	err := dbx.Tx(ctx, e.db, func(tx *gorm.DB) error {
-		if _, err := s.CreateTx(ctx, tx, loc("V3", "village", "M3")); err != nil {
+		if _, err := txwrite.CreateLocation(ctx, tx, s, loc("V3", "village", "M3")); err != nil {
 			return err
 		}
-		if err := s.MoveTx(ctx, tx, "D1", "R2"); err != nil {
+		if err := txwrite.MoveLocation(ctx, tx, s, "D1", "R2"); err != nil {
 			return err
 		}
-		deleted, err := s.DeleteTx(ctx, tx, "D1")
+		deleted, err := txwrite.DeleteLocation(ctx, tx, s, "D1")
 		if err != nil {
 			return err
 		}
@@ -235,14 +236,14 @@ func TestTxVariants_FollowTheCallersTransaction(t *testing.T) {
 	var deleted []string
 	require.NoError(t, dbx.Tx(ctx, e.db, func(tx *gorm.DB) error {
 		// A refusal inside the transaction leaves it usable.
-		if err := s.MoveTx(ctx, tx, "R1", "V1"); !errors.Is(err, location.ErrCycle) {
+		if err := txwrite.MoveLocation(ctx, tx, s, "R1", "V1"); !errors.Is(err, location.ErrCycle) {
 			return errors.New("want a cycle")
 		}
-		if err := s.MoveTx(ctx, tx, "M1", "D2"); err != nil {
+		if err := txwrite.MoveLocation(ctx, tx, s, "M1", "D2"); err != nil {
 			return err
 		}
 		var err error
-		deleted, err = s.DeleteTx(ctx, tx, "D1")
+		deleted, err = txwrite.DeleteLocation(ctx, tx, s, "D1")
 		return err
 	}))
 	assert.Equal(t, []string{"D1", "V2"}, deleted)
@@ -382,7 +383,7 @@ func TestWithOnChange_DeliversChangesInVersionOrder(t *testing.T) {
 	assert.Equal(t, []int64{39}, versions[38:], "still a write: the version moves and the change is delivered")
 
 	require.NoError(t, dbx.Tx(ctx, e.db, func(tx *gorm.DB) error {
-		if err := s.MoveTx(ctx, tx, "D1", "R2"); err != nil {
+		if err := txwrite.MoveLocation(ctx, tx, s, "D1", "R2"); err != nil {
 			return err
 		}
 		v, err := location.TreeVersion(ctx, tx)

@@ -33,7 +33,7 @@ func (s *ProfileStore) CreateDepartment(ctx context.Context, d Department) (*Dep
 	var out *Department
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var err error
-		if out, err = s.CreateDepartmentTx(ctx, tx, d); err != nil {
+		if out, err = s.createDepartmentTx(ctx, tx, d); err != nil {
 			return err
 		}
 		return s.log.RecordTx(ctx, tx, audit.Event{
@@ -51,10 +51,11 @@ func (s *ProfileStore) CreateDepartment(ctx context.Context, d Department) (*Dep
 	return out, nil
 }
 
-// CreateDepartmentTx is CreateDepartment inside the caller's transaction
+// createDepartmentTx is CreateDepartment inside the caller's transaction
 // tx, without the audit event (the caller records its own) and without
-// WithOnChange's callback. The municipality check goes through Locations.
-func (s *ProfileStore) CreateDepartmentTx(ctx context.Context, tx *gorm.DB, d Department) (*Department, error) {
+// WithOnChange's callback (package txwrite's CreateDepartment). The
+// municipality check goes through Locations.
+func (s *ProfileStore) createDepartmentTx(ctx context.Context, tx *gorm.DB, d Department) (*Department, error) {
 	if tx == nil {
 		return nil, fmt.Errorf("create department: %w: nil transaction", ErrInvalidInput)
 	}

@@ -9,8 +9,10 @@
 // hold IDs only: never usernames, names, emails, passwords or keys. Writes
 // through Store and ProfileStore are unguarded (bootstrap, imports, host code
 // that has authorised the change) and are audited with the subject in the
-// context, or "system"; access.Admin is the guarded way, and calls the ...Tx
-// methods inside its own transactions, which neither authorise nor audit.
+// context, or "system"; access.Admin is the guarded way, and runs the same
+// writes inside its own transactions, with its own audit events and
+// snapshot update. No exported method writes without an audit event and a
+// change callback.
 // Every time-dependent rule uses the clock given with WithClock. Bad input
 // returns an error matching ErrInvalidInput (or another sentinel below) with
 // errors.Is; nothing panics.

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -64,7 +65,7 @@ func TestOnboarding_ReportsEachStep(t *testing.T) {
 	assert.True(t, c.CategoriesSet)
 	assert.False(t, c.Done())
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.SetApprovedTx(ctx, tx, "amy", "m1", true) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.SetProfileApproved(ctx, tx, e.profiles, "amy", "m1", true) }))
 	c = check()
 	assert.True(t, c.Approved)
 	assert.False(t, c.WelcomeSent)

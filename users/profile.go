@@ -47,7 +47,7 @@ const maxTreeDepth = 256
 
 // ProfileStore keeps profiles (memberships) and departments. Its writes are
 // unguarded and audited with the subject in the context, or "system";
-// Admin uses the ...Tx methods inside its own guarded, audited
+// access.Admin runs the same writes inside its own guarded, audited
 // transactions. It is safe for concurrent use.
 type ProfileStore struct {
 	db   *gorm.DB
@@ -63,8 +63,9 @@ func NewProfileStore(db *gorm.DB, log *audit.Log, locs Locations, opts ...Option
 }
 
 // WithLocations returns a copy of the store that checks locations with
-// locs: a reader bound to a transaction lets CreateTx and
-// CreateDepartmentTx see locations created earlier in it.
+// locs: a reader bound to a transaction lets the in-transaction creation
+// of profiles and departments (access.Admin's import) see locations
+// created earlier in it.
 func (s *ProfileStore) WithLocations(locs Locations) *ProfileStore {
 	c := *s
 	c.locs = locs
@@ -107,10 +108,10 @@ func (s *ProfileStore) Create(ctx context.Context, p Profile) (*Profile, error) 
 	return toProfile(row)
 }
 
-// CreateTx is Create inside the caller's transaction tx, without the audit
-// event (the caller records its own). The location checks go through
-// Locations, not tx.
-func (s *ProfileStore) CreateTx(ctx context.Context, tx *gorm.DB, p Profile) (*Profile, error) {
+// createTx is Create inside the caller's transaction tx, without the audit
+// event (the caller records its own; package txwrite's CreateProfile). The
+// location checks go through Locations, not tx.
+func (s *ProfileStore) createTx(ctx context.Context, tx *gorm.DB, p Profile) (*Profile, error) {
 	if tx == nil {
 		return nil, fmt.Errorf("create profile: %w: nil transaction", ErrInvalidInput)
 	}
@@ -363,28 +364,11 @@ func (s *ProfileStore) Update(ctx context.Context, userID, locationID string, u 
 	return out, nil
 }
 
-// SetApprovedTx sets IsApproved of the live profile of userID at locationID
-// inside the caller's transaction (no audit: the caller records it).
-// Setting the value it already has is not an error. ErrNotFound when there
-// is no such profile.
-func (s *ProfileStore) SetApprovedTx(ctx context.Context, tx *gorm.DB, userID, locationID string, approved bool) error {
-	return s.setTx(ctx, tx, userID, locationID, map[string]any{"is_approved": approved}, "set profile approved")
-}
-
-// SetActiveTx sets IsActive of the live profile of userID at locationID
-// inside the caller's transaction (no audit: the caller records it).
-// ErrNotFound when there is no such profile.
-func (s *ProfileStore) SetActiveTx(ctx context.Context, tx *gorm.DB, userID, locationID string, active bool) error {
-	return s.setTx(ctx, tx, userID, locationID, map[string]any{"is_active": active}, "set profile active")
-}
-
-// DeleteTx soft-deletes the live profile of userID at locationID inside the
-// caller's transaction (no audit: the caller records it). The user may then
-// get a new profile there. ErrNotFound when there is no such profile.
-func (s *ProfileStore) DeleteTx(ctx context.Context, tx *gorm.DB, userID, locationID string) error {
-	return s.setTx(ctx, tx, userID, locationID, nil, "delete profile")
-}
-
+// setTx sets the columns set of the live profile of userID at locationID
+// inside the caller's transaction, without audit (the caller records it).
+// Setting a value the profile already has is not an error. ErrNotFound when
+// there is no such profile. Only access.Admin changes approval and
+// activity (package txwrite).
 func (s *ProfileStore) setTx(ctx context.Context, tx *gorm.DB, userID, locationID string, set map[string]any, op string) error {
 	if tx == nil {
 		return fmt.Errorf("%s: %w: nil transaction", op, ErrInvalidInput)
@@ -394,21 +378,17 @@ func (s *ProfileStore) setTx(ctx context.Context, tx *gorm.DB, userID, locationI
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	now := s.opt.nowUTC()
-	if set == nil { // deletion
-		set = map[string]any{"live_key": row.ID, "deleted_at": now}
-	}
-	set["updated_at"] = now
+	set["updated_at"] = s.opt.nowUTC()
 	if err := tx.Model(&profileRow{}).Where("id = ?", row.ID).Updates(set).Error; err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
 
-// DeleteForUserTx soft-deletes every live profile of userID inside the
+// deleteForUserTx soft-deletes every live profile of userID inside the
 // caller's transaction (the profile part of Admin.DeleteUser). A user with
 // no profiles is not an error.
-func (s *ProfileStore) DeleteForUserTx(ctx context.Context, tx *gorm.DB, userID string) error {
+func (s *ProfileStore) deleteForUserTx(ctx context.Context, tx *gorm.DB, userID string) error {
 	tx, err := userTx(ctx, tx, userID)
 	if err != nil {
 		return fmt.Errorf("delete profiles: %w", err)

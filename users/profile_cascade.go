@@ -7,10 +7,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// DeleteAtTx soft-deletes every live profile at one of locationIDs (their
+// deleteAtTx soft-deletes every live profile at one of locationIDs (their
 // locations are being deleted), inside the caller's transaction. Like the
-// other Tx forms it neither authorises nor audits.
-func (s *ProfileStore) DeleteAtTx(ctx context.Context, tx *gorm.DB, locationIDs []string) error {
+// other in-transaction forms it neither authorises nor audits.
+func (s *ProfileStore) deleteAtTx(ctx context.Context, tx *gorm.DB, locationIDs []string) error {
 	if tx == nil {
 		return fmt.Errorf("delete profiles at locations: %w: nil transaction", ErrInvalidInput)
 	}

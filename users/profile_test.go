@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -102,15 +103,15 @@ func TestProfile_DeletedProfileFreesTheLocation(t *testing.T) {
 	first, err := e.profiles.Create(ctx, users.Profile{UserID: "vic", LocationID: "m1", IsActive: true})
 	require.NoError(t, err)
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteTx(ctx, tx, "vic", "m1") }))
+	deleteAtM1 := func(tx *gorm.DB) error { return txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"m1"}) }
+	require.NoError(t, e.tx(deleteAtM1))
 	_, err = e.profiles.Get(ctx, "vic", "m1")
 	assert.ErrorIs(t, err, users.ErrNotFound)
-	assert.ErrorIs(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteTx(ctx, tx, "vic", "m1") }), users.ErrNotFound)
 
 	second, err := e.profiles.Create(ctx, users.Profile{UserID: "vic", LocationID: "m1"})
 	require.NoError(t, err, "one live profile per user and location; deleted ones do not count")
 	assert.NotEqual(t, first.ID, second.ID)
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteTx(ctx, tx, "vic", "m1") }))
+	require.NoError(t, e.tx(deleteAtM1))
 	_, err = e.profiles.Create(ctx, users.Profile{UserID: "vic", LocationID: "m1"})
 	require.NoError(t, err, "any number of deleted ones")
 	assert.Equal(t, int64(3), e.count(t, users.ProfilesTable, "user_id = ?", "vic"), "deleted profiles stay on record")
@@ -126,7 +127,7 @@ func TestProfile_ListForUser(t *testing.T) {
 	}
 	_, err := e.profiles.Create(ctx, users.Profile{UserID: "xan", LocationID: "m1"})
 	require.NoError(t, err)
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteTx(ctx, tx, "wes", "v1") }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"v1"}) }))
 
 	list, err := e.profiles.ListForUser(ctx, "wes")
 	require.NoError(t, err)
@@ -211,14 +212,14 @@ func TestProfile_TxOperations(t *testing.T) {
 	var created *users.Profile
 	require.NoError(t, e.tx(func(tx *gorm.DB) error {
 		var err error
-		created, err = e.profiles.CreateTx(ctx, tx, users.Profile{UserID: "zoe", LocationID: "m1", IsActive: true})
+		created, err = txwrite.CreateProfile(ctx, tx, e.profiles, users.Profile{UserID: "zoe", LocationID: "m1", IsActive: true})
 		return err
 	}))
 	assert.Empty(t, e.events(t, audit.TypeProfileCreated), "the Tx variant leaves auditing to the caller")
 
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.SetApprovedTx(ctx, tx, "zoe", "m1", true) }))
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.SetApprovedTx(ctx, tx, "zoe", "m1", true) }), "idempotent")
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.SetActiveTx(ctx, tx, "zoe", "m1", false) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.SetProfileApproved(ctx, tx, e.profiles, "zoe", "m1", true) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.SetProfileApproved(ctx, tx, e.profiles, "zoe", "m1", true) }), "idempotent")
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.SetProfileActive(ctx, tx, e.profiles, "zoe", "m1", false) }))
 	p, err := e.profiles.Get(ctx, "zoe", "m1")
 	require.NoError(t, err)
 	assert.Equal(t, created.ID, p.ID)
@@ -227,10 +228,10 @@ func TestProfile_TxOperations(t *testing.T) {
 
 	boom := errors.New("boom")
 	err = e.tx(func(tx *gorm.DB) error {
-		if _, err := e.profiles.CreateTx(ctx, tx, users.Profile{UserID: "zoe", LocationID: "m2"}); err != nil {
+		if _, err := txwrite.CreateProfile(ctx, tx, e.profiles, users.Profile{UserID: "zoe", LocationID: "m2"}); err != nil {
 			return err
 		}
-		if err := e.profiles.DeleteTx(ctx, tx, "zoe", "m1"); err != nil {
+		if err := txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"m1"}); err != nil {
 			return err
 		}
 		return boom
@@ -241,31 +242,30 @@ func TestProfile_TxOperations(t *testing.T) {
 	require.Len(t, list, 1, "the caller's rollback undoes both")
 	assert.Equal(t, "m1", list[0].LocationID)
 
-	_, err = e.profiles.CreateTx(ctx, e.db, users.Profile{UserID: "zoe", LocationID: "v1"})
+	_, err = txwrite.CreateProfile(ctx, e.db, e.profiles, users.Profile{UserID: "zoe", LocationID: "v1"})
 	require.NoError(t, err)
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteForUserTx(ctx, tx, "zoe") }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfilesOf(ctx, tx, e.profiles, "zoe") }))
 	list, err = e.profiles.ListForUser(ctx, "zoe")
 	require.NoError(t, err)
 	assert.Empty(t, list)
 	_, err = e.profiles.Create(ctx, users.Profile{UserID: "zoe", LocationID: "m1"})
 	assert.NoError(t, err, "deleted profiles free their locations")
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteForUserTx(ctx, tx, "nobody") }),
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfilesOf(ctx, tx, e.profiles, "nobody") }),
 		"nothing to delete is not an error")
 
 	for name, err := range map[string]error{
-		"approve, no profile": e.tx(func(tx *gorm.DB) error { return e.profiles.SetApprovedTx(ctx, tx, "zoe", "m2", true) }),
-		"active, no profile":  e.tx(func(tx *gorm.DB) error { return e.profiles.SetActiveTx(ctx, tx, "nobody", "m1", true) }),
+		"approve, no profile": e.tx(func(tx *gorm.DB) error { return txwrite.SetProfileApproved(ctx, tx, e.profiles, "zoe", "m2", true) }),
+		"active, no profile":  e.tx(func(tx *gorm.DB) error { return txwrite.SetProfileActive(ctx, tx, e.profiles, "nobody", "m1", true) }),
 	} {
 		assert.ErrorIs(t, err, users.ErrNotFound, name)
 	}
 	for name, err := range map[string]error{
-		"create, nil tx":      func() error { _, err := e.profiles.CreateTx(ctx, nil, users.Profile{}); return err }(),
+		"create, nil tx":      func() error { _, err := txwrite.CreateProfile(ctx, nil, e.profiles, users.Profile{}); return err }(),
 		"get, nil tx":         func() error { _, err := e.profiles.GetTx(ctx, nil, "zoe", "m1"); return err }(),
-		"approve, nil tx":     e.profiles.SetApprovedTx(ctx, nil, "zoe", "m1", true),
-		"delete, nil tx":      e.profiles.DeleteTx(ctx, nil, "zoe", "m1"),
-		"delete all, nil tx":  e.profiles.DeleteForUserTx(ctx, nil, "zoe"),
-		"delete all, bad id":  e.profiles.DeleteForUserTx(ctx, e.db, "a b"),
-		"active, bad user id": e.profiles.SetActiveTx(ctx, e.db, "", "m1", true),
+		"approve, nil tx":     txwrite.SetProfileApproved(ctx, nil, e.profiles, "zoe", "m1", true),
+		"delete all, nil tx":  txwrite.DeleteProfilesOf(ctx, nil, e.profiles, "zoe"),
+		"delete all, bad id":  txwrite.DeleteProfilesOf(ctx, e.db, e.profiles, "a b"),
+		"active, bad user id": txwrite.SetProfileActive(ctx, e.db, e.profiles, "", "m1", true),
 	} {
 		assert.ErrorIs(t, err, users.ErrInvalidInput, name)
 	}
@@ -278,7 +278,7 @@ func TestProfile_DeleteAtTxEndsProfilesAtThoseLocations(t *testing.T) {
 		_, err := e.profiles.Create(ctx, users.Profile{UserID: "abe", LocationID: loc})
 		require.NoError(t, err)
 	}
-	require.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteAtTx(ctx, tx, []string{"m1", "v1"}) }))
+	require.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfilesAt(ctx, tx, e.profiles, []string{"m1", "v1"}) }))
 	list, err := e.profiles.ListForUser(ctx, "abe")
 	require.NoError(t, err)
 	require.Len(t, list, 1)
@@ -286,6 +286,6 @@ func TestProfile_DeleteAtTxEndsProfilesAtThoseLocations(t *testing.T) {
 	_, err = e.profiles.Create(ctx, users.Profile{UserID: "abe", LocationID: "m1"})
 	assert.NoError(t, err, "the deleted profile frees the location")
 
-	assert.NoError(t, e.tx(func(tx *gorm.DB) error { return e.profiles.DeleteAtTx(ctx, tx, nil) }))
-	assert.ErrorIs(t, e.profiles.DeleteAtTx(ctx, nil, []string{"m1"}), users.ErrInvalidInput)
+	assert.NoError(t, e.tx(func(tx *gorm.DB) error { return txwrite.DeleteProfilesAt(ctx, tx, e.profiles, nil) }))
+	assert.ErrorIs(t, txwrite.DeleteProfilesAt(ctx, nil, e.profiles, []string{"m1"}), users.ErrInvalidInput)
 }

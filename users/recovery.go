@@ -51,16 +51,15 @@ func (s *Store) tokenTTL(kind MessageKind) (prefix string, ttl time.Duration) {
 }
 
 // sendTx issues, inside tx, a message of kind to user row: for kinds with a
-// token it supersedes the user's earlier tokens of that kind and stores the
-// new one (token and hash from newSecret, or fresh ones when empty), then
-// hands the message to the Mailer. It returns when the token expires.
-func (s *Store) sendTx(ctx context.Context, tx *gorm.DB, row *userRow, kind MessageKind, token, hash string) (time.Time, error) {
+// token it supersedes the user's earlier tokens of that kind and stores a
+// fresh one (so a transaction that runs again never reuses a token it
+// handed to the Mailer), then hands the message to the Mailer. It returns
+// when the token expires.
+func (s *Store) sendTx(ctx context.Context, tx *gorm.DB, row *userRow, kind MessageKind) (time.Time, error) {
 	m := Message{Kind: kind, UserID: row.ID, To: row.Email}
 	if kind != MessageWelcome {
 		prefix, ttl := s.tokenTTL(kind)
-		if token == "" {
-			token, hash = newSecret(prefix)
-		}
+		token, hash := newSecret(prefix)
 		now := s.opt.nowUTC()
 		if err := s.endTokensTx(tx, row.ID, kind, "superseded"); err != nil {
 			return time.Time{}, err
@@ -118,9 +117,12 @@ func (s *Store) RequestPasswordReset(ctx context.Context, email string) error {
 	if err := validateEmail(email); err != nil {
 		return fmt.Errorf("request password reset: %w", err)
 	}
-	token, hash := newSecret(resetPrefix)
 	var failed []string
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		// dbx.Tx may run this again: each attempt starts over and issues
+		// fresh tokens, so a token handed to the Mailer in an attempt that
+		// lost is never stored, and never for another user.
+		failed = failed[:0]
 		var rows []userRow
 		if err := forUpdate(tx).Where("LOWER(email) = ? AND is_active = ? AND kind = ?",
 			strings.ToLower(email), true, string(Interactive)).Order("id").Find(&rows).Error; err != nil {
@@ -133,6 +135,7 @@ func (s *Store) RequestPasswordReset(ctx context.Context, email string) error {
 			if err := s.endTokensTx(tx, "", MessagePasswordReset, "superseded"); err != nil {
 				return err
 			}
+			_, hash := newSecret(resetPrefix)
 			now := s.opt.nowUTC()
 			if err := tx.Create(&tokenRow{
 				ID: dbx.NewID(), Purpose: string(MessagePasswordReset), TokenHash: hash,
@@ -143,10 +146,7 @@ func (s *Store) RequestPasswordReset(ctx context.Context, email string) error {
 			return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypePasswordResetRequested})
 		}
 		for i := range rows {
-			if i > 0 {
-				token, hash = newSecret(resetPrefix)
-			}
-			if _, err := s.sendTx(ctx, tx, &rows[i], MessagePasswordReset, token, hash); err != nil {
+			if _, err := s.sendTx(ctx, tx, &rows[i], MessagePasswordReset); err != nil {
 				if errors.Is(err, errMailer) {
 					failed = append(failed, rows[i].ID)
 				}
@@ -225,6 +225,7 @@ func (s *Store) spendToken(ctx context.Context, kind MessageKind, token, failTyp
 	}
 	refused := false
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		refused = false // dbx.Tx may run this again
 		reason, userID, row, err := s.checkToken(tx, kind, hash)
 		if err != nil {
 			return err

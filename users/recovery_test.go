@@ -1,7 +1,9 @@
 package users_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -126,4 +129,64 @@ func (e *env) requestReset(t *testing.T, mail *outbox) string {
 	t.Helper()
 	require.NoError(t, e.users.RequestPasswordReset(ctx, "amy@example.org"))
 	return mail.last(t, users.MessagePasswordReset).Token
+}
+
+// conflictOnce is a Mailer that keeps every message handed to it and fails
+// the first one to user with a retryable conflict, as a queue kept in the
+// same database does when it loses a deadlock: the transaction runs again.
+type conflictOnce struct {
+	outbox
+	user   string
+	failed bool
+	handed []users.Message
+}
+
+func (c *conflictOnce) Send(ctx context.Context, m users.Message) error {
+	c.mu.Lock()
+	c.handed = append(c.handed, m)
+	fail := !c.failed && m.UserID == c.user
+	c.failed = c.failed || fail
+	c.mu.Unlock()
+	if fail {
+		return fmt.Errorf("enqueue: %w", dbx.ErrConflict)
+	}
+	return c.outbox.Send(ctx, m)
+}
+
+// TestRequestPasswordReset_RetryNeverHandsOneTokenToTwoUsers: when the
+// transaction runs again, every attempt issues fresh tokens, so a token
+// handed to the Mailer for one user (here bob's, in the attempt that lost)
+// never becomes another user's (amy's) reset token, the tokens of the lost
+// attempt reset no one, and a Mailer failure the retry got past is not on
+// record as a failed mail.
+func TestRequestPasswordReset_RetryNeverHandsOneTokenToTwoUsers(t *testing.T) {
+	mail := &conflictOnce{user: "bob"}
+	e := newEnv(t, users.WithMailer(mail))
+	e.mustUser(t, users.NewUser{Username: "amy", Email: "family@example.org", Password: "correct horse"})
+	e.mustUser(t, users.NewUser{Username: "bob", Email: "family@example.org", Password: "correct horse"})
+
+	require.NoError(t, e.users.RequestPasswordReset(ctx, "family@example.org"))
+	require.True(t, mail.failed, "precondition: the first attempt lost")
+	owner := map[string]string{}
+	for _, m := range mail.handed {
+		if prev, ok := owner[m.Token]; ok {
+			t.Errorf("one token handed to the Mailer for %s and for %s", prev, m.UserID)
+		}
+		owner[m.Token] = m.UserID
+	}
+	require.Len(t, mail.handed, 4, "two attempts, one message each to amy and bob")
+	for _, m := range mail.handed[:2] {
+		assert.ErrorIs(t, e.users.ResetPassword(ctx, m.Token, "battery staple"), users.ErrInvalidToken,
+			"the token handed to %s in the attempt that lost resets no one", m.UserID)
+	}
+	for _, id := range []string{"amy", "bob"} {
+		_, err := e.users.Authenticate(ctx, id, "correct horse")
+		assert.NoError(t, err, "%s's password is untouched", id)
+	}
+	for _, m := range mail.handed[2:] {
+		require.NoError(t, e.users.ResetPassword(ctx, m.Token, "battery staple "+m.UserID))
+		_, err := e.users.Authenticate(ctx, m.UserID, "battery staple "+m.UserID)
+		assert.NoError(t, err, "%s's own token resets %s's password", m.UserID, m.UserID)
+	}
+	assert.Empty(t, e.events(t, audit.TypeMailFailed), "the retry sent every message")
 }

@@ -100,6 +100,7 @@ func (s *Store) StartSession(ctx context.Context, userID, method string) (*SignI
 	var in *SignIn
 	var refused error
 	err := dbx.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		in, refused = nil, nil // dbx.Tx may run this again
 		row, err := lockUser(tx, userID)
 		if err != nil {
 			return err
@@ -309,22 +310,6 @@ func (s *Store) endSessionsTx(tx *gorm.DB, userID, cause string) ([]string, erro
 		return nil, fmt.Errorf("end sessions: %w", err)
 	}
 	return ids, nil
-}
-
-// EndSessionsTx ends, inside tx, every session of the users ids, for
-// cascades outside Store that deactivate or delete users directly (the
-// stranded members of a deleted organisation): an ended session never comes
-// back, even if the user is reactivated.
-func EndSessionsTx(tx *gorm.DB, ids []string, cause string, now time.Time) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := tx.Model(&sessionRow{}).Where("user_id IN ? AND ended_at IS NULL", ids).
-		UpdateColumns(map[string]any{"ended_at": now.UTC().Truncate(time.Microsecond), "end_cause": cause}).Error
-	if err != nil {
-		return fmt.Errorf("end sessions: %w", err)
-	}
-	return nil
 }
 
 // Sessions lists the live sessions of user userID (not ended, not

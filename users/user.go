@@ -125,10 +125,10 @@ func (s *Store) Create(ctx context.Context, u NewUser) (*User, error) {
 	return toUser(row), nil
 }
 
-// CreateTx is Create inside the caller's transaction tx, without the audit
+// createTx is Create inside the caller's transaction tx, without the audit
 // event (the caller records its own) and without WithOnChange's callback
-// (the caller refreshes after the commit).
-func (s *Store) CreateTx(ctx context.Context, tx *gorm.DB, u NewUser) (*User, error) {
+// (the caller refreshes after the commit; package txwrite's CreateUser).
+func (s *Store) createTx(ctx context.Context, tx *gorm.DB, u NewUser) (*User, error) {
 	if tx == nil {
 		return nil, fmt.Errorf("create user: %w: nil transaction", ErrInvalidInput)
 	}

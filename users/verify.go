@@ -15,7 +15,7 @@ import (
 // WithEmailVerification is on: it sends the first verification message, so
 // a registration whose message cannot be sent leaves no user behind.
 func (s *Store) registerVerificationTx(ctx context.Context, tx *gorm.DB, row *userRow) error {
-	if _, err := s.sendTx(ctx, tx, row, MessageEmailVerification, "", ""); err != nil {
+	if _, err := s.sendTx(ctx, tx, row, MessageEmailVerification); err != nil {
 		return err
 	}
 	return s.log.RecordTx(ctx, tx, audit.Event{Type: audit.TypeVerificationSent, ActorID: row.ID, UserID: row.ID})
@@ -118,7 +118,7 @@ func (s *Store) SendWelcome(ctx context.Context, userID string) error {
 		if row.Email == "" {
 			return fmt.Errorf("%w: the user has no email", ErrInvalidInput)
 		}
-		if _, err := s.sendTx(ctx, tx, row, MessageWelcome, "", ""); err != nil {
+		if _, err := s.sendTx(ctx, tx, row, MessageWelcome); err != nil {
 			return err
 		}
 		if err := tx.Model(&userRow{}).Where("id = ?", userID).

@@ -54,7 +54,7 @@ func setFlag(ctx context.Context, tx *gorm.DB, now time.Time, id, column string,
 		return fmt.Errorf("%s %q: %w", op, id, err)
 	}
 	if column == "is_active" && !value {
-		if err := users.EndSessionsTx(tx, []string{id}, users.EndDeactivated, now); err != nil {
+		if err := EndSessions(tx, []string{id}, users.EndDeactivated, now); err != nil {
 			return fmt.Errorf("%s %q: %w", op, id, err)
 		}
 	}
@@ -84,7 +84,7 @@ func Delete(ctx context.Context, tx *gorm.DB, now time.Time, id string) error {
 		UpdateColumn("revoked_at", at).Error; err != nil {
 		return fmt.Errorf("delete user %q: revoke api keys: %w", id, err)
 	}
-	if err := users.EndSessionsTx(tx, []string{id}, users.EndDeleted, now); err != nil {
+	if err := EndSessions(tx, []string{id}, users.EndDeleted, now); err != nil {
 		return fmt.Errorf("delete user %q: %w", id, err)
 	}
 	return nil
@@ -120,6 +120,23 @@ func Anonymize(ctx context.Context, tx *gorm.DB, now time.Time, id string) error
 		"password_hash": "", "updated_at": stamp(now),
 	}).Error; err != nil {
 		return fmt.Errorf("anonymize user %q: %w", id, err)
+	}
+	return nil
+}
+
+// EndSessions ends, inside tx, every session of the users ids, for the
+// writes that deactivate or delete users (here, and the stranded members
+// of a deleted organisation in package affiliation): an ended session
+// never comes back, even if the user is reactivated. cause is one of
+// users.EndDeactivated, users.EndDeleted.
+func EndSessions(tx *gorm.DB, ids []string, cause string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := tx.Table(users.SessionsTable).Where("user_id IN ? AND ended_at IS NULL", ids).
+		UpdateColumns(map[string]any{"ended_at": stamp(now), "end_cause": cause}).Error
+	if err != nil {
+		return fmt.Errorf("end sessions: %w", err)
 	}
 	return nil
 }
