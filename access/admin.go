@@ -167,7 +167,7 @@ func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) 
 	st := actorState{user: u, superAdmin: u.superAdmin && !u.technical && actor.ImpersonatorID == ""}
 	if pa, ok := snap.reg.role(RolePlatformAdmin); ok {
 		for _, g := range u.grants {
-			if g.location == policy.PlatformDomain && g.role == pa {
+			if g.location == policy.PlatformDomain && int(g.role) == pa {
 				st.platformAdmin = true
 			}
 		}

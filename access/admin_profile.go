@@ -67,7 +67,7 @@ func (snap *snapshot) mayManageProfile(st actorState, target *userState, loc str
 		if _, at := snap.anchor(target, g.location); at != loc {
 			continue
 		}
-		if err := snap.mayGrant(st, g.role, g.location); err != nil {
+		if err := snap.mayGrant(st, int(g.role), g.location); err != nil {
 			return fmt.Errorf("target holds %s at %q: %w", snap.reg.roles[g.role].name, g.location, err)
 		}
 	}

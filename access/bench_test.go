@@ -38,11 +38,19 @@ type benchReq struct {
 }
 
 func benchSpec() benchdata.Spec {
-	n := 100000
-	if v, err := strconv.Atoi(os.Getenv("TOWNHALL_BENCH_USERS")); err == nil && v > 0 {
-		n = v
+	n := benchEnv("TOWNHALL_BENCH_USERS", 100000)
+	// TOWNHALL_BENCH_PROFILES=2 TOWNHALL_BENCH_GRANTS=10 is the issue's
+	// 1M grants (one profile leaves room for at most 8 distinct grants).
+	profiles, grants := benchEnv("TOWNHALL_BENCH_PROFILES", 1), benchEnv("TOWNHALL_BENCH_GRANTS", 2)
+	return benchdata.Spec{Districts: 50, MunicipalitiesPerDistrict: 20, Users: n, ProfilesPerUser: profiles, GrantsPerUser: grants}
+}
+
+// benchEnv is the positive integer in environment variable name, or def.
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
 	}
-	return benchdata.Spec{Districts: 50, MunicipalitiesPerDistrict: 20, Users: n, ProfilesPerUser: 1, GrantsPerUser: 2}
+	return def
 }
 
 func benchPlatform(b *testing.B) {
@@ -196,7 +204,7 @@ func BenchmarkDecide(b *testing.B) {
 
 // BenchmarkSnapshotMemory opens a second platform on the benchmark
 // database and reports the heap it holds per user (with its profile and
-// two grants) and the time Open takes.
+// two grants, or what benchSpec's variables set) and the time Open takes.
 func BenchmarkSnapshotMemory(b *testing.B) {
 	benchPlatform(b)
 	ctx := context.Background()

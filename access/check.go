@@ -177,8 +177,8 @@ func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) 
 func platformRole(snap *snapshot, u *userState, ai int) (string, bool) {
 	best := -1
 	for _, g := range u.grants {
-		if g.location == "*" && snap.reg.roles[g.role].perms.has(ai) && (best < 0 || g.role < best) {
-			best = g.role
+		if g.location == "*" && snap.reg.roles[g.role].perms.has(ai) && (best < 0 || int(g.role) < best) {
+			best = int(g.role)
 		}
 	}
 	if best < 0 {
@@ -203,13 +203,13 @@ var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope
 func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
 	var (
 		fails    int
-		best     *countedGrant
+		best     *grant
 		bestDist int
 	)
 	view, reg := &snap.view, snap.reg
-	for i := range u.counted {
-		g := &u.counted[i]
-		if !reg.allows(g.role, ai) {
+	for i := range u.grants {
+		g := &u.grants[i]
+		if !g.counts() || !reg.allows(g.role, ai) {
 			continue
 		}
 		f := g.fails()
@@ -229,7 +229,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 			if !linked {
 				f |= failNotAffiliated
 			}
-			if !g.allowsCategory(u, res.Category) {
+			if !g.allowsCategory(snap, u, res.Category) {
 				f |= failCategory
 			}
 			if sc.hasRecord {
@@ -241,7 +241,7 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 			if !view.IsWithinIndex(sc.recordIx, g.loc) {
 				f |= failOutOfScope
 			}
-			if !g.allowsCategory(u, res.Category) {
+			if !g.allowsCategory(snap, u, res.Category) {
 				f |= failCategory
 			}
 			dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)
@@ -318,9 +318,9 @@ func (c *Checker) canAccessModule(snap *snapshot, sub subject, ai int) bool {
 		return true
 	}
 	view := &snap.view
-	for i := range u.counted {
-		g := &u.counted[i]
-		if g.fails() != 0 || !snap.reg.allows(g.role, ai) {
+	for i := range u.grants {
+		g := &u.grants[i]
+		if !g.counts() || g.fails() != 0 || !snap.reg.allows(g.role, ai) {
 			continue
 		}
 		if act.platform {

@@ -220,7 +220,7 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 			}
 		}
 		if last != nil {
-			last.grants = append(last.grants, g)
+			last.addGrant(g)
 		}
 	}); err != nil {
 		return nil, err
@@ -326,7 +326,7 @@ func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID 
 		if err != nil {
 			return err
 		}
-		r := profileRef{loc: -1, p: &profileState{
+		r := profileRef{loc: -1, p: profileState{
 			approved: dbx.ParseBool(c[4]), active: dbx.ParseBool(c[5]), allowed: allowed,
 		}}
 		if i, ok := tree.Index(string(c[1])); ok {
@@ -369,7 +369,7 @@ func scanGrants(ctx context.Context, db *gorm.DB, reg *compiled, tree *location.
 		if !known {
 			return nil
 		}
-		g := grant{role: ri, location: "*", loc: -1}
+		g := grant{role: uint16(ri), location: "*", loc: -1}
 		if string(c[2]) != "*" {
 			if i, ok := tree.Index(string(c[2])); ok {
 				g.location, g.loc = tree.IDIndex(i), i

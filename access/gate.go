@@ -86,9 +86,9 @@ func (c *Checker) decideModule(ctx context.Context, snap *snapshot, s Subject, m
 	}
 	if u, ok := snap.users.get(s.UserID); ok && !s.system {
 		view := &snap.view
-		for i := range u.counted {
-			g := &u.counted[i]
-			if !snap.reg.allows(g.role, ai) || !view.LiveIndex(g.loc) {
+		for i := range u.grants {
+			g := &u.grants[i]
+			if !g.counts() || !snap.reg.allows(g.role, ai) || !view.LiveIndex(g.loc) {
 				continue
 			}
 			m := ""

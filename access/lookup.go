@@ -151,7 +151,7 @@ func indexChunk(chunk *userChunk) chunkIndex {
 		}
 		for _, g := range u.grants {
 			if g.location != "*" {
-				ci.at[g.location] = append(ci.at[g.location], heldRole{user: u.id, role: g.role})
+				ci.at[g.location] = append(ci.at[g.location], heldRole{user: u.id, role: int(g.role)})
 			}
 		}
 	}

@@ -145,7 +145,7 @@ func readUsersFrom(ctx context.Context, db *gorm.DB, snap *snapshot, userIDs []s
 				return nil, err
 			}
 			if err := scanGrants(ctx, db, snap.reg, snap.tree, id, func(_ []byte, g grant) {
-				state.grants = append(state.grants, g)
+				state.addGrant(g)
 			}); err != nil {
 				return nil, err
 			}

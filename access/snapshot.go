@@ -212,54 +212,82 @@ func (t *userTable) put(id string, u *userState, prev *userTable) {
 type userState struct {
 	idx                                    uint32 // dense index (userTable)
 	deleted, active, superAdmin, technical bool
-	// counted is what the check path reads: the location grants that have
-	// an anchor profile, each with that profile's flags, in one array that
-	// for most users is inline.
-	counted []countedGrant
-	inline  [2]countedGrant
-	// platformPerms is the union of the permissions of the platform grants.
-	platformPerms permSet
+	// grants are the user's grants, in one compact form that the check
+	// path, Admin, explain and export all read: a location grant with an
+	// anchor profile carries that profile's flags (grant.counts). For most
+	// users the array is inline.
+	grants []grant
+	inline [2]grant
+	// platformPerms is the union of the permissions of the platform grants,
+	// nil without any: a pointer, as most users have none.
+	platformPerms *permSet
 
 	id       string
 	profiles []profileRef
-	grants   []grant // location "*" = platform grant
 	// pending: a grant or profile names a location the tree does not hold
 	// (yet); the state is built again when locations are added.
 	pending bool
 }
 
-// countedGrant is a location grant with its anchor profile resolved
-// (SPEC §1): the nearest profile at the grant's location or above it.
-type countedGrant struct {
-	role   uint16
-	flags  uint8  // failNotApproved, failInactive of the anchor; openCategories
-	_      uint8  //
-	loc    int32  // tree index of the grant's location
-	anchor uint32 // index of the anchor profile in userState.profiles
+// grant is one role held at a location (or "*"), 24 bytes. buildUser
+// resolves its anchor profile (SPEC §1: the nearest profile at the grant's
+// location or above it); a location grant that has one counts, with that
+// profile's flags.
+type grant struct {
+	location string // location ID or "*"; the tree's copy when it has one
+	loc      int32  // tree index of location, -1 for "*" or a location not in the tree
+	role     uint16 // index into compiled.roles
+	flags    uint8  // grantCounts; failNotApproved, failInactive of the anchor; openCategories
+	anchor   uint8  // index of the anchor profile in userState.profiles, anchorFar past 254
 }
 
-// openCategories marks a counted grant whose anchor profile restricts no
-// category by itself or through a department.
-const openCategories = 1 << 7
+const (
+	// grantCounts marks a location grant with an anchor profile: the
+	// grants the check path reads.
+	grantCounts = 1 << 6
+	// openCategories marks a counted grant whose anchor profile restricts
+	// no category by itself or through a department.
+	openCategories = 1 << 7
+	// anchorFar is grant.anchor for an anchor profile whose index does not
+	// fit a byte (a user with hundreds of profiles): it is found again.
+	anchorFar = 255
+)
+
+// addGrant appends g to u's grants, in u's inline array while it has room.
+// u must not be published yet.
+func (u *userState) addGrant(g grant) {
+	if u.grants == nil {
+		u.grants = u.inline[:0]
+	}
+	u.grants = append(u.grants, g)
+}
+
+// counts reports whether g is a location grant with an anchor profile.
+func (g *grant) counts() bool { return g.flags&grantCounts != 0 }
 
 // fails returns the denial flags of g's anchor profile.
-func (g *countedGrant) fails() int { return int(g.flags &^ openCategories) }
+func (g *grant) fails() int { return int(g.flags) & (failNotApproved | failInactive) }
 
 // allowsCategory reports whether category lies in the effective
 // categories of g's anchor profile.
-func (g *countedGrant) allowsCategory(u *userState, category string) bool {
+func (g *grant) allowsCategory(s *snapshot, u *userState, category string) bool {
 	if g.flags&openCategories != 0 {
 		return true
 	}
-	_, ok := u.profiles[g.anchor].eff[category]
+	k := int(g.anchor)
+	if k == anchorFar {
+		k, _ = s.anchorRef(u, g.loc)
+	}
+	_, ok := u.profiles[k].eff[category]
 	return ok
 }
 
-// profileRef is a profile with the location it is at.
+// profileRef is a profile with the location it is at, 64 bytes; the
+// profile's state is held by value (never shared between records).
 type profileRef struct {
 	location string
+	p        profileState
 	loc      int32 // tree index, -1 when the location is not in the tree
-	p        *profileState
 	// eff is p's effective categories when they are not all (nil: none),
 	// set by buildUser.
 	eff categorySet
@@ -269,23 +297,16 @@ type profileRef struct {
 func (u *userState) profile(id string) (*profileState, bool) {
 	for i := range u.profiles {
 		if u.profiles[i].location == id {
-			return u.profiles[i].p, true
+			return &u.profiles[i].p, true
 		}
 	}
 	return nil, false
 }
 
-// grant is one role held at a location (or "*").
-type grant struct {
-	role     int    // index into compiled.roles
-	location string // location ID or "*"
-	loc      int32  // tree index of location, -1 for "*" or a location not in the tree
-}
-
 type profileState struct {
-	approved, active bool
 	department       string
 	allowed          categorySet
+	approved, active bool
 }
 
 // categorySet is a set of categories; nil means "not set" (no restriction
@@ -351,7 +372,7 @@ func (s *snapshot) anchorAt(u *userState, loc int32) (*profileState, int32) {
 	if k < 0 {
 		return nil, -1
 	}
-	return u.profiles[k].p, at
+	return &u.profiles[k].p, at
 }
 
 // anchorRef returns the index in u.profiles of the anchor profile of
@@ -471,10 +492,15 @@ func (s *snapshot) reindexDisabled() {
 // be published yet.
 func (s *snapshot) buildUser(u *userState) {
 	u.platformPerms, u.pending = nil, false
+	// The rows were appended one by one: keep no spare capacity.
+	u.profiles = fitted(u.profiles)
+	if len(u.grants) > len(u.inline) {
+		u.grants = fitted(u.grants)
+	}
 	for i := range u.profiles {
 		r := &u.profiles[i]
 		r.eff = nil
-		if cats, all := s.effectiveCategories(r.p); !all {
+		if cats, all := s.effectiveCategories(&r.p); !all {
 			r.eff = newCategorySet(cats)
 		}
 		if r.loc < 0 {
@@ -485,13 +511,14 @@ func (s *snapshot) buildUser(u *userState) {
 			}
 		}
 	}
-	u.counted = u.inline[:0]
 	for i := range u.grants {
 		g := &u.grants[i]
+		g.flags, g.anchor = 0, 0
 		if g.location == "*" {
 			g.loc = -1
 			if u.platformPerms == nil {
-				u.platformPerms = newPermSet(len(s.reg.actions))
+				ps := newPermSet(len(s.reg.actions))
+				u.platformPerms = &ps
 			}
 			u.platformPerms.union(s.reg.roles[g.role].perms)
 			continue
@@ -502,27 +529,24 @@ func (s *snapshot) buildUser(u *userState) {
 				u.pending = true
 				continue // counts for nothing until the location is known
 			}
-			g.loc = ix
+			g.location, g.loc = s.tree.IDIndex(ix), ix
 		}
 		k, _ := s.anchorRef(u, g.loc)
 		if k < 0 {
 			continue // a grant without an anchor profile counts for nothing
 		}
-		p := u.profiles[k].p
-		var flags uint8
+		p := &u.profiles[k].p
+		g.flags = grantCounts
 		if !p.approved {
-			flags |= failNotApproved
+			g.flags |= failNotApproved
 		}
 		if !p.active {
-			flags |= failInactive
+			g.flags |= failInactive
 		}
 		if _, all := s.effectiveCategories(p); all {
-			flags |= openCategories
+			g.flags |= openCategories
 		}
-		u.counted = append(u.counted, countedGrant{role: uint16(g.role), flags: flags, loc: g.loc, anchor: uint32(k)})
-	}
-	if len(u.counted) == 0 {
-		u.counted = nil
+		g.anchor = uint8(min(k, anchorFar))
 	}
 }
 
@@ -531,7 +555,16 @@ func (s *snapshot) buildUser(u *userState) {
 func (s *snapshot) rebuilt(u *userState) *userState {
 	c := *u
 	c.profiles = slices.Clone(u.profiles)
-	c.grants = slices.Clone(u.grants)
+	c.grants = append(c.inline[:0:len(c.inline)], u.grants...)
 	s.buildUser(&c)
 	return &c
+}
+
+// fitted returns s, or a copy of it without spare capacity when it has
+// some (a record lives as long as its snapshot).
+func fitted[T any](s []T) []T {
+	if cap(s) == len(s) {
+		return s
+	}
+	return slices.Clone(s)
 }

@@ -74,8 +74,11 @@ func describeUsers(s *snapshot) string {
 		for _, p := range u.profiles {
 			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", p.location, p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
 		}
-		for _, g := range u.counted {
-			parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, u.profiles[g.anchor].location))
+		for _, g := range u.grants {
+			if g.counts() {
+				k, _ := s.anchorRef(u, g.loc)
+				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, u.profiles[k].location))
+			}
 		}
 		if s.users.at(u.idx) != u {
 			parts = append(parts, "not at its index")
