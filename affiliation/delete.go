@@ -164,20 +164,12 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 		keep[id] = true
 	}
 
-	keys := make([]string, len(candidates))
-	for i, id := range candidates {
-		keys[i] = policy.UserKey(id)
-	}
-	var granted []string
-	err = tx.Raw("SELECT v0 FROM "+policy.Table+" WHERE ptype = ? AND v0 IN ? AND v2 = ?"+shared(tx),
-		"g", keys, policy.PlatformDomain).Scan(&granted).Error
+	granted, err := policy.HoldersAt(tx, policy.Holders{Domains: []string{policy.PlatformDomain}, Among: candidates, Shared: true})
 	if err != nil {
 		return nil, fmt.Errorf("read platform grants: %w", err)
 	}
-	for _, key := range granted {
-		if id, ok := policy.UserFromKey(key); ok {
-			keep[id] = true
-		}
+	for _, id := range granted {
+		keep[id] = true
 	}
 
 	var out []string
