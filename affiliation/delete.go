@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/users"
 )
@@ -145,7 +146,7 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 
 	var linked []string
 	err = tx.Raw("SELECT l.user_id FROM "+LinksTable+" l WHERE l.user_id IN ? AND l.deleted_at IS NULL AND "+liveWindow+
-		" AND l.organisation_id IN (SELECT o.id FROM "+OrganisationsTable+" o WHERE o.deleted_at IS NULL)"+shared(tx),
+		" AND l.organisation_id IN (SELECT o.id FROM "+OrganisationsTable+" o WHERE o.deleted_at IS NULL)"+dbx.SharedLock(tx),
 		candidates, now, now).Scan(&linked).Error
 	if err != nil {
 		return nil, fmt.Errorf("read remaining links: %w", err)
@@ -156,7 +157,7 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 
 	var profiled []string
 	err = tx.Raw("SELECT user_id FROM "+users.ProfilesTable+
-		" WHERE user_id IN ? AND is_active = ? AND deleted_at IS NULL"+shared(tx), candidates, true).Scan(&profiled).Error
+		" WHERE user_id IN ? AND is_active = ? AND deleted_at IS NULL"+dbx.SharedLock(tx), candidates, true).Scan(&profiled).Error
 	if err != nil {
 		return nil, fmt.Errorf("read profiles: %w", err)
 	}
