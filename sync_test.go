@@ -24,16 +24,10 @@ import (
 // two processes of a host service would.
 func replicas(t *testing.T, optsB ...townhall.Option) (a, b *townhall.Platform, dsn string) {
 	t.Helper()
-	return replicaPair(t, nil, optsB)
-}
-
-// replicaPair is replicas with options for a too.
-func replicaPair(t *testing.T, optsA, optsB []townhall.Option) (a, b *townhall.Platform, dsn string) {
-	t.Helper()
 	ctx := context.Background()
 	dbA, dsn := dbtest.NewWithDSN(t)
 	var err error
-	a, err = townhall.Open(ctx, dbA, append([]townhall.Option{townhall.WithKDF(testkit.FastKDF)}, optsA...)...)
+	a, err = townhall.Open(ctx, dbA, townhall.WithKDF(testkit.FastKDF))
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Close() })
 	b, err = townhall.Open(ctx, dbtest.Open(t, dsn), append([]townhall.Option{townhall.WithKDF(testkit.FastKDF)}, optsB...)...)
