@@ -149,14 +149,15 @@ func (snap *snapshot) approvalRequired(loc string) bool {
 // there: a grant with none is ErrInvalidInput. Whatever the user gains (the
 // anchor profile's categories included) must be something the actor could
 // grant. Granting a role already held changes nothing (the grant is still
-// audited).
+// audited, with Details["unchanged"] = true); so does the loser of two
+// identical grants made at once, on any process or node.
 func (a *Admin) Grant(ctx context.Context, actor Subject, userID, role, locationID string) error {
 	return a.changeGrant(ctx, actor, audit.TypeGrant, userID, role, locationID)
 }
 
 // Revoke takes role at locationID away from userID, under the rules of
 // Grant. Revoking a role not held changes nothing (the revocation is still
-// audited).
+// audited, with Details["unchanged"] = true).
 func (a *Admin) Revoke(ctx context.Context, actor Subject, userID, role, locationID string) error {
 	return a.changeGrant(ctx, actor, audit.TypeRevoke, userID, role, locationID)
 }
