@@ -14,6 +14,7 @@ import (
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/internal/testkit"
 	"github.com/civicstack/townhall/location"
 )
@@ -68,9 +69,9 @@ func TestAddMember_InjectedFailureLeavesNothing(t *testing.T) {
 		require.ErrorIs(t, err, errInjected, "write %d", n)
 		_, err = p.Profiles.Get(ctx, "olga", "M1")
 		assert.Error(t, err, "no profile after failing write %d", n)
-		var grants int64
-		require.NoError(t, p.DB().Table("casbin_rule").Where("ptype = ? AND v0 = ?", "g", access.CasbinSubject("olga")).Count(&grants).Error)
-		assert.Zero(t, grants, "no grant after failing write %d", n)
+		grants, err := policy.GrantsOf(ctx, p.DB(), "olga")
+		require.NoError(t, err)
+		assert.Empty(t, grants, "no grant after failing write %d", n)
 		after, err := p.Audit.Query(ctx, audit.Query{Limit: audit.MaxLimit})
 		require.NoError(t, err)
 		assert.Len(t, after, len(before), "no audit event after failing write %d", n)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
@@ -45,7 +44,8 @@ func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*us
 				return nil, err
 			}
 			out = p
-			return nil, insertGrant(tx, m.UserID, m.Role, m.LocationID)
+			_, err = insertGrant(tx, m.UserID, m.Role, m.LocationID)
+			return nil, err
 		},
 	}
 	err := a.guard(ctx, actor, g, func(snap *snapshot) error {
@@ -150,14 +150,15 @@ func (snap *snapshot) approvalRequired(loc string) bool {
 // there: a grant with none is ErrInvalidInput. Whatever the user gains (the
 // anchor profile's categories included) must be something the actor could
 // grant. Granting a role already held changes nothing (the grant is still
-// audited).
+// audited, with Details["unchanged"] = true); so does the loser of two
+// identical grants made at once, on any process or node.
 func (a *Admin) Grant(ctx context.Context, actor Subject, userID, role, locationID string) error {
 	return a.changeGrant(ctx, actor, audit.TypeGrant, userID, role, locationID)
 }
 
 // Revoke takes role at locationID away from userID, under the rules of
 // Grant. Revoking a role not held changes nothing (the revocation is still
-// audited).
+// audited, with Details["unchanged"] = true).
 func (a *Admin) Revoke(ctx context.Context, actor Subject, userID, role, locationID string) error {
 	return a.changeGrant(ctx, actor, audit.TypeRevoke, userID, role, locationID)
 }
@@ -165,19 +166,26 @@ func (a *Admin) Revoke(ctx context.Context, actor Subject, userID, role, locatio
 func (a *Admin) changeGrant(ctx context.Context, actor Subject, typ, userID, role, loc string) error {
 	role = canonicalRole(role)
 	var ri int
+	details := map[string]any{}
 	g := &guarded{
-		ch:    change{typ: typ, userID: userID, location: loc, role: role},
+		ch:    change{typ: typ, userID: userID, location: loc, role: role, details: details},
 		users: []string{userID},
 		write: func(tx *gorm.DB) ([]string, error) {
+			var changed bool
+			var err error
 			if typ == audit.TypeGrant {
-				return nil, insertGrant(tx, userID, role, loc)
+				changed, err = insertGrant(tx, userID, role, loc)
+			} else {
+				changed, err = policy.DeleteGrant(tx, policy.Grant{UserID: userID, Role: role, Domain: loc})
 			}
-			row := grantRow(userID, role, loc)
-			if err := tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.Ptype, row.V0, row.V1, row.V2).
-				Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-				return nil, fmt.Errorf("delete grant: %w", err)
+			// A grant already held (or a revocation of one not held, a
+			// concurrent identical change committed first among them) is
+			// still audited, saying that it changed nothing.
+			delete(details, "unchanged") // dbx.Retry may run this again
+			if err == nil && !changed {
+				details["unchanged"] = true
 			}
-			return nil, nil
+			return nil, err
 		},
 	}
 	return a.guard(ctx, actor, g, func(snap *snapshot) error {
@@ -241,24 +249,8 @@ func (snap *snapshot) checkRolePlace(role, loc string) (int, error) {
 	return ri, nil
 }
 
-// grantRow is the casbin_rule row of a grant.
-func grantRow(userID, role, loc string) gormadapter.CasbinRule {
-	return gormadapter.CasbinRule{Ptype: "g", V0: policy.UserKey(userID), V1: policy.RoleKey(canonicalRole(role)), V2: loc}
-}
-
-func insertGrant(tx *gorm.DB, userID, role, loc string) error {
-	row := grantRow(userID, role, loc)
-	var n int64
-	if err := tx.Model(&gormadapter.CasbinRule{}).
-		Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", row.Ptype, row.V0, row.V1, row.V2).
-		Count(&n).Error; err != nil {
-		return fmt.Errorf("read grant: %w", err)
-	}
-	if n > 0 {
-		return nil // already held: granting again changes nothing
-	}
-	if err := tx.Create(&row).Error; err != nil {
-		return fmt.Errorf("write grant: %w", err)
-	}
-	return nil
+// insertGrant writes the grant of role (canonicalised) in tx unless it is
+// already held, and reports whether it wrote it (policy.InsertGrant).
+func insertGrant(tx *gorm.DB, userID, role, loc string) (bool, error) {
+	return policy.InsertGrant(tx, policy.Grant{UserID: userID, Role: canonicalRole(role), Domain: loc})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -196,11 +197,9 @@ func (e *adminEnv) refusalBaseline(t *testing.T, allowed bool) string {
 // hasGrant reports whether the casbin_rule row of the grant exists.
 func (e *adminEnv) hasGrant(t *testing.T, userID, role, loc string) bool {
 	t.Helper()
-	var n int64
-	require.NoError(t, e.db.Table(policy.Table).
-		Where("ptype = 'g' AND v0 = ? AND v1 = ? AND v2 = ?", policy.UserKey(userID), policy.RoleKey(role), loc).
-		Count(&n).Error)
-	return n > 0
+	gs, err := policy.GrantsOf(context.Background(), e.db, userID)
+	require.NoError(t, err)
+	return slices.Contains(gs, policy.Grant{UserID: userID, Role: role, Domain: loc})
 }
 
 // allowed asks the platform's checker.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -249,8 +248,8 @@ func (a *Admin) DeleteUser(ctx context.Context, actor Subject, userID string) er
 			if err := txwrite.DeleteProfilesOf(ctx, tx, a.profiles, userID); err != nil {
 				return nil, err
 			}
-			if err := tx.Where("ptype = ? AND v0 = ?", "g", policy.UserKey(userID)).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-				return nil, fmt.Errorf("delete grants: %w", err)
+			if err := policy.DeleteUserGrants(tx, userID); err != nil {
+				return nil, err
 			}
 			if err := txwrite.UnlinkAll(ctx, tx, a.affiliations, userID); err != nil {
 				return nil, err

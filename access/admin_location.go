@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
@@ -77,8 +76,8 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 				return nil, err
 			}
 			affected = append(affected, holders...)
-			if err := tx.Where("ptype = ? AND v2 IN ?", "g", chunk).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-				return nil, fmt.Errorf("end grants: %w", err)
+			if err := policy.DeleteGrantsAt(tx, chunk); err != nil {
+				return nil, err
 			}
 			if err := txwrite.DeleteProfilesAt(ctx, tx, a.profiles, chunk); err != nil {
 				return nil, err
@@ -106,15 +105,9 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 // holdersAt returns the users holding a grant or a live profile at one of
 // locs, read inside the deleting transaction.
 func holdersAt(tx *gorm.DB, locs []string) ([]string, error) {
-	var keys, ids []string
-	if err := tx.Model(&gormadapter.CasbinRule{}).Where("ptype = ? AND v2 IN ?", "g", locs).
-		Distinct().Pluck("v0", &keys).Error; err != nil {
-		return nil, fmt.Errorf("read grants: %w", err)
-	}
-	for _, k := range keys {
-		if id, ok := policy.UserFromKey(k); ok {
-			ids = append(ids, id)
-		}
+	ids, err := policy.HoldersAt(tx, policy.Holders{Domains: locs})
+	if err != nil {
+		return nil, err
 	}
 	var holders []string
 	if err := tx.Table(users.ProfilesTable).Where("location_id IN ? AND deleted_at IS NULL", locs).

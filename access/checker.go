@@ -275,7 +275,6 @@ const (
 		users.UsersTable
 	profileQuery = `SELECT user_id, location_id, department_id, allowed_categories, is_approved, is_active FROM ` +
 		users.ProfilesTable + ` WHERE deleted_at IS NULL`
-	grantQuery      = `SELECT v0, v1, v2 FROM ` + policy.Table + ` WHERE ptype = 'g'`
 	departmentQuery = `SELECT id, categories FROM ` + users.DepartmentsTable
 )
 
@@ -346,38 +345,26 @@ func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID 
 	return nil
 }
 
-var (
-	userPrefix = []byte(policy.UserKey(""))
-	rolePrefix = []byte(policy.RoleKey(""))
-)
-
 // scanGrants reads grouping rows (all, or one user's), skipping rows that
 // are not townhall grants or name roles the running registry does not
 // declare (they grant nothing). fn gets the raw user ID, valid during the
 // call only. Location IDs come from the tree where it has them, so a
 // million grants share a thousand strings and cost no allocation each.
 func scanGrants(ctx context.Context, db *gorm.DB, reg *compiled, tree *location.Tree, userID string, fn func(userID []byte, g grant)) error {
-	var subject string
-	if userID != "" {
-		subject = policy.UserKey(userID)
-	}
-	err := scanWhere(ctx, db, grantQuery, "v0", subject, func(c [][]byte) error {
-		if !bytes.HasPrefix(c[0], userPrefix) || !bytes.HasPrefix(c[1], rolePrefix) {
-			return nil
-		}
-		ri, known := reg.roleIx[string(c[1][len(rolePrefix):])]
+	err := policy.ScanGrants(ctx, db, userID, func(user, role, domain []byte) error {
+		ri, known := reg.roleIx[string(role)]
 		if !known {
 			return nil
 		}
 		g := grant{role: uint16(ri), location: "*", loc: -1}
-		if string(c[2]) != "*" {
-			if i, ok := tree.Index(string(c[2])); ok {
+		if string(domain) != "*" {
+			if i, ok := tree.Index(string(domain)); ok {
 				g.location, g.loc = tree.IDIndex(i), i
 			} else {
-				g.location = string(c[2])
+				g.location = string(domain)
 			}
 		}
-		fn(c[0][len(userPrefix):], g)
+		fn(user, g)
 		return nil
 	})
 	if err != nil {

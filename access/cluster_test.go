@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -152,13 +150,13 @@ func (w *writer) run(ops, usersPer int, stop <-chan struct{}) {
 // grantsIn reads the grant rows of role from db as user → location.
 func grantsIn(t *testing.T, db *gorm.DB, role string) map[string]string {
 	t.Helper()
-	var rows []gormadapter.CasbinRule
-	require.NoError(t, db.Where("ptype = ? AND v1 = ?", "g", policy.RoleKey(role)).Find(&rows).Error)
+	gs, err := policy.AllGrants(context.Background(), db)
+	require.NoError(t, err)
 	out := map[string]string{}
-	for _, r := range rows {
-		id, ok := policy.UserFromKey(r.V0)
-		require.True(t, ok, "grant row subject %q", r.V0)
-		out[id] = r.V2
+	for _, g := range gs {
+		if g.Role == role {
+			out[g.UserID] = g.Domain
+		}
 	}
 	return out
 }
@@ -220,13 +218,11 @@ func checkAtomic(t *testing.T, p *townhall.Platform, db *gorm.DB) {
 			want = append(want, key)
 		}
 	}
-	var rows []gormadapter.CasbinRule
-	require.NoError(t, db.Where("ptype = ?", "g").Find(&rows).Error)
+	gs, err := policy.AllGrants(context.Background(), db)
+	require.NoError(t, err)
 	var have []string
-	for _, r := range rows {
-		id, _ := policy.UserFromKey(r.V0)
-		role, _ := strings.CutPrefix(r.V1, policy.RoleKey(""))
-		have = append(have, id+"|"+role+"|"+r.V2)
+	for _, g := range gs {
+		have = append(have, g.UserID+"|"+g.Role+"|"+g.Domain)
 	}
 	slices.Sort(want)
 	slices.Sort(have)

@@ -274,14 +274,10 @@ func readRefWorld(t testing.TB, p *townhall.Platform) *refWorld {
 		}
 		w.profiles[r.UserID][r.LocationID] = rp
 	}
-	var gs []struct{ V0, V1, V2 string }
-	require.NoError(t, db.Raw("SELECT v0, v1, v2 FROM "+policy.Table+" WHERE ptype = 'g'").Scan(&gs).Error)
+	gs, err := policy.AllGrants(context.Background(), db)
+	require.NoError(t, err)
 	for _, g := range gs {
-		u, ok1 := policy.UserFromKey(g.V0)
-		r, ok2 := policy.RoleFromKey(g.V1)
-		if ok1 && ok2 {
-			w.grants[u] = append(w.grants[u], [2]string{r, g.V2})
-		}
+		w.grants[g.UserID] = append(w.grants[g.UserID], [2]string{g.Role, g.Domain})
 	}
 	var os []struct{ ID, LocationID, Services string }
 	require.NoError(t, db.Raw("SELECT id, location_id, services FROM "+affiliation.OrganisationsTable+" WHERE deleted_at IS NULL").Scan(&os).Error)

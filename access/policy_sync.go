@@ -2,11 +2,8 @@ package access
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"slices"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
@@ -23,21 +20,24 @@ const insertChunk = 500
 // implicit rules and inheritance expanded, so any Casbin tool reading
 // casbin_rule sees the same permissions. Pseudo-roles public and
 // authenticated are written too, as role:public and role:authenticated.
-func policyRows(reg *compiled) [][]string {
-	var out [][]string
+func policyRows(reg *compiled) []policy.Permission {
+	var out []policy.Permission
+	row := func(role string, a actionInfo) policy.Permission {
+		return policy.Permission{Role: role, Domain: policy.PlatformDomain, Module: a.module, Action: a.action}
+	}
 	for _, r := range reg.roles {
 		for i, a := range reg.actions {
 			if r.perms.has(i) {
-				out = append(out, []string{policy.RoleKey(r.name), policy.PlatformDomain, a.module, a.action})
+				out = append(out, row(r.name, a))
 			}
 		}
 	}
 	for _, a := range reg.actions {
 		if a.public {
-			out = append(out, []string{policy.RoleKey(RolePublic), policy.PlatformDomain, a.module, a.action})
+			out = append(out, row(RolePublic, a))
 		}
 		if a.authenticated {
-			out = append(out, []string{policy.RoleKey(RoleAuthenticated), policy.PlatformDomain, a.module, a.action})
+			out = append(out, row(RoleAuthenticated, a))
 		}
 	}
 	return out
@@ -48,12 +48,11 @@ func policyRows(reg *compiled) [][]string {
 // the migration lock, so processes starting together do not race.
 func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *compiled, logger *slog.Logger) error {
 	want := policyRows(reg)
-	key := func(r []string) string { return r[0] + "\x00" + r[1] + "\x00" + r[2] + "\x00" + r[3] }
 	var added, removed int
 	err := dbx.Migrate(ctx, db, func(conn *gorm.DB) error {
 		return dbx.Tx(ctx, conn, func(tx *gorm.DB) error {
 			var err error
-			added, removed, err = writePolicy(ctx, tx, log, want, key)
+			added, removed, err = writePolicy(ctx, tx, log, want)
 			return err
 		})
 	})
@@ -64,48 +63,16 @@ func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *compiled,
 	return err
 }
 
-// writePolicy makes the p rows those of want, and reports how many it
-// added and removed.
-func writePolicy(ctx context.Context, tx *gorm.DB, log *audit.Log, want [][]string, key func([]string) string) (added, removed int, err error) {
-	var have []gormadapter.CasbinRule
-	if err := tx.Where("ptype = ?", "p").Find(&have).Error; err != nil {
-		return 0, 0, fmt.Errorf("read policy rows: %w", err)
+// writePolicy makes the p rows those of want (policy.SyncPermissions),
+// recording a registry_changed event when that changed anything, and
+// reports how many rows it added and removed.
+func writePolicy(ctx context.Context, tx *gorm.DB, log *audit.Log, want []policy.Permission) (added, removed int, err error) {
+	added, removed, err = policy.SyncPermissions(tx, want)
+	if err != nil || added+removed == 0 {
+		return 0, 0, err
 	}
-	wanted := map[string]bool{}
-	for _, r := range want {
-		wanted[key(r)] = true
-	}
-	var stale []uint
-	present := map[string]bool{}
-	for _, r := range have {
-		k := key([]string{r.V0, r.V1, r.V2, r.V3})
-		if !wanted[k] || r.V4 != "" || r.V5 != "" || present[k] {
-			stale = append(stale, r.ID)
-			continue
-		}
-		present[k] = true
-	}
-	var add []gormadapter.CasbinRule
-	for _, r := range want {
-		if !present[key(r)] {
-			add = append(add, gormadapter.CasbinRule{Ptype: "p", V0: r[0], V1: r[1], V2: r[2], V3: r[3]})
-		}
-	}
-	if len(stale) == 0 && len(add) == 0 {
-		return 0, 0, nil
-	}
-	for chunk := range slices.Chunk(stale, insertChunk) {
-		if err := tx.Where("id IN ?", chunk).Delete(&gormadapter.CasbinRule{}).Error; err != nil {
-			return 0, 0, fmt.Errorf("delete stale policy rows: %w", err)
-		}
-	}
-	if len(add) > 0 {
-		if err := tx.CreateInBatches(add, insertChunk).Error; err != nil {
-			return 0, 0, fmt.Errorf("write policy rows: %w", err)
-		}
-	}
-	return len(add), len(stale), log.RecordTx(ctx, tx, audit.Event{
+	return added, removed, log.RecordTx(ctx, tx, audit.Event{
 		Type:    audit.TypeRegistryChanged,
-		Details: map[string]any{"added": len(add), "removed": len(stale), "rules": len(want)},
+		Details: map[string]any{"added": added, "removed": removed, "rules": len(want)},
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/affiliation"
@@ -151,16 +150,12 @@ func (a *Admin) Export(ctx context.Context) (*Document, error) {
 		}
 		doc.Departments = append(doc.Departments, depts...)
 	}
-	var rules []gormadapter.CasbinRule
-	if err := db.Where("ptype = ?", "g").Order("v0, v2, v1").Find(&rules).Error; err != nil {
-		return nil, fmt.Errorf("export: grants: %w", err)
+	grants, err := policy.AllGrants(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
 	}
-	for _, r := range rules {
-		user, uok := policy.UserFromKey(r.V0)
-		role, rok := policy.RoleFromKey(r.V1)
-		if uok && rok {
-			doc.Grants = append(doc.Grants, ExportedGrant{UserID: user, Role: role, LocationID: r.V2})
-		}
+	for _, g := range grants {
+		doc.Grants = append(doc.Grants, ExportedGrant{UserID: g.UserID, Role: g.Role, LocationID: g.Domain})
 	}
 	if doc.Organisations, err = affiliation.LoadOrganisations(ctx, a.db); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
@@ -374,7 +369,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 		if !dbx.ValidID(g.UserID) || g.LocationID != policy.PlatformDomain && !dbx.ValidID(g.LocationID) {
 			return fmt.Errorf("%w: grant of %q at %q", ErrInvalidInput, g.UserID, g.LocationID)
 		}
-		if err := insertGrant(im.tx, g.UserID, g.Role, g.LocationID); err != nil {
+		if _, err := insertGrant(im.tx, g.UserID, g.Role, g.LocationID); err != nil {
 			return err
 		}
 		im.record(audit.Event{Type: audit.TypeGrant, UserID: g.UserID, LocationID: g.LocationID,

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
@@ -135,7 +136,7 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 
 	var linked []string
 	err = tx.Raw("SELECT l.user_id FROM "+LinksTable+" l WHERE l.user_id IN ? AND l.deleted_at IS NULL AND "+liveWindow+
-		" AND l.organisation_id IN (SELECT o.id FROM "+OrganisationsTable+" o WHERE o.deleted_at IS NULL)"+shared(tx),
+		" AND l.organisation_id IN (SELECT o.id FROM "+OrganisationsTable+" o WHERE o.deleted_at IS NULL)"+dbx.SharedLock(tx),
 		candidates, now, now).Scan(&linked).Error
 	if err != nil {
 		return nil, fmt.Errorf("read remaining links: %w", err)
@@ -146,7 +147,7 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 
 	var profiled []string
 	err = tx.Raw("SELECT user_id FROM "+users.ProfilesTable+
-		" WHERE user_id IN ? AND is_active = ? AND deleted_at IS NULL"+shared(tx), candidates, true).Scan(&profiled).Error
+		" WHERE user_id IN ? AND is_active = ? AND deleted_at IS NULL"+dbx.SharedLock(tx), candidates, true).Scan(&profiled).Error
 	if err != nil {
 		return nil, fmt.Errorf("read profiles: %w", err)
 	}
@@ -154,20 +155,12 @@ func deactivateStranded(tx *gorm.DB, ids []string, now time.Time) ([]string, err
 		keep[id] = true
 	}
 
-	keys := make([]string, len(candidates))
-	for i, id := range candidates {
-		keys[i] = policy.UserKey(id)
-	}
-	var granted []string
-	err = tx.Raw("SELECT v0 FROM "+policy.Table+" WHERE ptype = ? AND v0 IN ? AND v2 = ?"+shared(tx),
-		"g", keys, policy.PlatformDomain).Scan(&granted).Error
+	granted, err := policy.HoldersAt(tx, policy.Holders{Domains: []string{policy.PlatformDomain}, Among: candidates, Shared: true})
 	if err != nil {
 		return nil, fmt.Errorf("read platform grants: %w", err)
 	}
-	for _, key := range granted {
-		if id, ok := policy.UserFromKey(key); ok {
-			keep[id] = true
-		}
+	for _, id := range granted {
+		keep[id] = true
 	}
 
 	var out []string

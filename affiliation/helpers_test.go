@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -124,9 +123,8 @@ func (e *env) profile(t *testing.T, userID, locationID string, active bool) {
 // grant inserts a grouping row directly, as package access would.
 func (e *env) grant(t *testing.T, userID, role, domain string) {
 	t.Helper()
-	require.NoError(t, e.db.Create(&gormadapter.CasbinRule{
-		Ptype: "g", V0: policy.UserKey(userID), V1: policy.RoleKey(role), V2: domain,
-	}).Error)
+	_, err := policy.InsertGrant(e.db, policy.Grant{UserID: userID, Role: role, Domain: domain})
+	require.NoError(t, err)
 }
 
 func (e *env) org(t *testing.T, id string, services ...string) *affiliation.Organisation {

@@ -92,7 +92,7 @@ func (s *Store) linkTx(ctx context.Context, tx *gorm.DB, l Link) (*organisationR
 	}
 	var existing []Link
 	err = tx.Raw("SELECT valid_from, valid_to FROM "+LinksTable+
-		" WHERE user_id = ? AND organisation_id = ? AND deleted_at IS NULL"+shared(tx), l.UserID, l.OrganisationID).
+		" WHERE user_id = ? AND organisation_id = ? AND deleted_at IS NULL"+dbx.SharedLock(tx), l.UserID, l.OrganisationID).
 		Scan(&existing).Error
 	if err != nil {
 		return nil, l, fmt.Errorf("read links: %w", err)
@@ -123,7 +123,7 @@ func (s *Store) linkTx(ctx context.Context, tx *gorm.DB, l Link) (*organisationR
 // deletion from slipping in before the commit.
 func checkUser(tx *gorm.DB, id string) error {
 	var ids []string
-	err := tx.Raw("SELECT id FROM "+users.UsersTable+" WHERE id = ? AND deleted_at IS NULL"+shared(tx), id).Scan(&ids).Error
+	err := tx.Raw("SELECT id FROM "+users.UsersTable+" WHERE id = ? AND deleted_at IS NULL"+dbx.SharedLock(tx), id).Scan(&ids).Error
 	if err != nil {
 		return fmt.Errorf("read user: %w", err)
 	}

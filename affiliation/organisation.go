@@ -107,7 +107,7 @@ func insertOrganisation(tx *gorm.DB, row *organisationRow) error {
 	// A share lock on the location row keeps a concurrent location delete
 	// from slipping in between this check and the commit.
 	var locs []string
-	err := tx.Raw("SELECT id FROM "+location.LocationsTable+" WHERE id = ? AND deleted_at IS NULL"+shared(tx), row.LocationID).
+	err := tx.Raw("SELECT id FROM "+location.LocationsTable+" WHERE id = ? AND deleted_at IS NULL"+dbx.SharedLock(tx), row.LocationID).
 		Scan(&locs).Error
 	if err != nil {
 		return fmt.Errorf("read location: %w", err)

@@ -171,16 +171,6 @@ func exclusive(db *gorm.DB) string {
 	return " FOR UPDATE"
 }
 
-func shared(db *gorm.DB) string {
-	switch dbx.DialectOf(db) {
-	case dbx.Postgres:
-		return " FOR SHARE"
-	case dbx.MySQL:
-		return " LOCK IN SHARE MODE"
-	}
-	return ""
-}
-
 // liveWindow is the SQL condition "the link's window contains ?" on a
 // links table aliased l; pass the time twice.
 const liveWindow = "(l.valid_from IS NULL OR l.valid_from <= ?) AND (l.valid_to IS NULL OR l.valid_to > ?)"

@@ -86,14 +86,11 @@ func (s *ProfileStore) Onboarding(ctx context.Context, userID, municipalityID st
 	}
 	c.UserCreated = true
 	c.WelcomeSent = user.WelcomeSentAt != nil
-	var grants int64
-	err := db.Table(policy.Table).
-		Where("ptype = ? AND v0 = ? AND v2 = ?", "g", policy.UserKey(userID), municipalityID).
-		Count(&grants).Error
+	holders, err := policy.HoldersAt(db, policy.Holders{Domains: []string{municipalityID}, Among: []string{userID}})
 	if err != nil {
 		return c, fmt.Errorf("onboarding: %w", err)
 	}
-	c.RoleAssigned = grants > 0
+	c.RoleAssigned = len(holders) > 0
 	p, err := s.Get(ctx, userID, municipalityID)
 	switch {
 	case errors.Is(err, ErrNotFound):

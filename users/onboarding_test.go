@@ -37,9 +37,8 @@ func TestOnboarding_ReportsEachStep(t *testing.T) {
 
 	grant := func(loc string) {
 		t.Helper()
-		require.NoError(t, e.db.Create(&gormadapter.CasbinRule{
-			Ptype: "g", V0: policy.UserKey("amy"), V1: policy.RoleKey("operator"), V2: loc,
-		}).Error)
+		_, err := policy.InsertGrant(e.db, policy.Grant{UserID: "amy", Role: "operator", Domain: loc})
+		require.NoError(t, err)
 	}
 	grant("m2")
 	assert.False(t, check().RoleAssigned, "a grant elsewhere does not count")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,24 +15,14 @@ import (
 // userGrants reads a user's grants from the casbin_rule rows, the policy
 // of record.
 func userGrants(ctx context.Context, p *townhall.Platform, userID string) ([]grantView, error) {
-	var rows []struct{ V1, V2 string }
-	err := p.DB().WithContext(ctx).Table(policy.Table).Select("v1, v2").
-		Where("ptype = ? AND v0 = ?", "g", policy.UserKey(userID)).Scan(&rows).Error
+	grants, err := policy.GrantsOf(ctx, p.DB(), userID)
 	if err != nil {
 		return nil, err
 	}
 	out := []grantView{}
-	for _, r := range rows {
-		if role, ok := policy.RoleFromKey(r.V1); ok {
-			out = append(out, grantView{Role: role, Location: r.V2})
-		}
+	for _, g := range grants {
+		out = append(out, grantView{Role: g.Role, Location: g.Domain})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Location != out[j].Location {
-			return out[i].Location < out[j].Location
-		}
-		return out[i].Role < out[j].Role
-	})
 	return out, nil
 }
 

@@ -78,10 +78,10 @@ func Populate(ctx context.Context, db *gorm.DB, s Spec) error {
 		"is_active", "is_staff", "is_super_admin", "password_hash", "failed_logins", "created_at", "updated_at"}
 	profileCols := []string{"id", "user_id", "location_id", "live_key", "department_id", "allowed_categories",
 		"is_approved", "is_active", "created_at", "updated_at"}
-	grantCols := []string{"ptype", "v0", "v1", "v2", "v3", "v4", "v5"}
 	const chunk = 10000
 	for start := 0; start < s.Users; start += chunk {
-		var us, ps, gs [][]any
+		var us, ps [][]any
+		var gs []policy.Grant
 		for i := start; i < min(start+chunk, s.Users); i++ {
 			id := User(i)
 			us = append(us, []any{id, id, id, "", "", "", string(users.Interactive), true, true, false, "", 0, now, now})
@@ -102,7 +102,7 @@ func Populate(ctx context.Context, db *gorm.DB, s Spec) error {
 					continue
 				}
 				seen[key] = true
-				gs = append(gs, []any{"g", policy.UserKey(id), policy.RoleKey(role), place, "", "", ""})
+				gs = append(gs, policy.Grant{UserID: id, Role: role, Domain: place})
 			}
 		}
 		if err := Insert(db, users.UsersTable, userCols, us); err != nil {
@@ -111,7 +111,8 @@ func Populate(ctx context.Context, db *gorm.DB, s Spec) error {
 		if err := Insert(db, users.ProfilesTable, profileCols, ps); err != nil {
 			return err
 		}
-		if err := Insert(db, policy.Table, grantCols, gs); err != nil {
+		table, cols, rows := policy.BulkRows(gs)
+		if err := Insert(db, table, cols, rows); err != nil {
 			return err
 		}
 	}

@@ -61,3 +61,17 @@ func IsUniqueViolation(err error) bool {
 	}
 	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// SharedLock returns the clause that makes a SELECT on db a shared locking
+// read (" FOR SHARE", " LOCK IN SHARE MODE"; "" on SQLite, which has one
+// writer): inside a write it sees the latest committed rows, where a plain
+// read on MySQL/MariaDB (REPEATABLE READ) sees the transaction's snapshot.
+func SharedLock(db *gorm.DB) string {
+	switch DialectOf(db) {
+	case Postgres:
+		return " FOR SHARE"
+	case MySQL:
+		return " LOCK IN SHARE MODE"
+	}
+	return ""
+}

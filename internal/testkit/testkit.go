@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm/clause"
 
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
@@ -97,8 +95,8 @@ func Member(t testing.TB, p *townhall.Platform, id, role, loc string) {
 func RawGrant(t testing.TB, p *townhall.Platform, id, role, loc string) {
 	t.Helper()
 	ctx := context.Background()
-	row := gormadapter.CasbinRule{Ptype: "g", V0: policy.UserKey(id), V1: policy.RoleKey(role), V2: loc}
-	require.NoError(t, p.DB().WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error)
+	_, err := policy.InsertGrant(p.DB().WithContext(ctx), policy.Grant{UserID: id, Role: role, Domain: loc})
+	require.NoError(t, err)
 	require.NoError(t, p.Checker.RefreshUser(ctx, id))
 }
 
