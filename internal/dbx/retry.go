@@ -38,6 +38,10 @@ var ErrConflict = errors.New("conflict with a concurrent transaction")
 //     abort by a replicated write set;
 //   - PostgreSQL 40001 (serialization_failure) and 40P01
 //     (deadlock_detected);
+//   - SQLite SQLITE_BUSY (5, and its extended codes): the write lock was
+//     not had within the busy timeout, as when a stream of other writers
+//     keeps taking it first; the statement failed and the caller rolls the
+//     transaction back, so it is safe to run again;
 //   - anything wrapping ErrConflict.
 //
 // Lost connections are not retryable here: whether the commit happened is
@@ -57,8 +61,17 @@ func Retryable(err error) bool {
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "40001" || pgErr.Code == "40P01"
 	}
+	// The SQLite driver's error carries its result code behind Code();
+	// the primary code is the low byte.
+	var sqliteErr interface{ Code() int }
+	if errors.As(err, &sqliteErr) {
+		return sqliteErr.Code()&0xff == sqliteBusy
+	}
 	return false
 }
+
+// sqliteBusy is SQLite's SQLITE_BUSY result code.
+const sqliteBusy = 5
 
 // retryDelay is the pause before attempt n+1 (n counts from 1).
 func retryDelay(n int) time.Duration {

@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/glebarez/sqlite"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/civicstack/townhall/internal/dbtest"
 	"github.com/civicstack/townhall/internal/dbx"
@@ -159,4 +161,28 @@ func TestTx_StopsRetryingWhenTheContextEnds(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, dbx.Retryable(err))
 	assert.Equal(t, 1, attempts)
+}
+
+// TestRetryable_SQLiteBusy takes a real SQLITE_BUSY: one pool holds the
+// write lock while another, with no busy timeout, asks for it.
+func TestRetryable_SQLiteBusy(t *testing.T) {
+	path := t.TempDir() + "/busy.db"
+	open := func() *gorm.DB {
+		db, err := gorm.Open(sqlite.Open(path+"?_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_txlock=immediate"), &gorm.Config{Logger: logger.Discard})
+		require.NoError(t, err)
+		sqlDB, err := db.DB()
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = sqlDB.Close() })
+		return db
+	}
+	a, b := open(), open()
+	require.NoError(t, a.Exec("CREATE TABLE t (x INTEGER)").Error)
+	holder := a.Begin()
+	require.NoError(t, holder.Error)
+	defer holder.Rollback()
+	require.NoError(t, holder.Exec("INSERT INTO t VALUES (1)").Error)
+	err := b.Exec("INSERT INTO t VALUES (2)").Error
+	require.Error(t, err)
+	assert.True(t, dbx.Retryable(fmt.Errorf("write grant: %w", err)), "%v", err)
+	assert.False(t, dbx.Retryable(b.Exec("INSERT INTO missing VALUES (1)").Error))
 }
