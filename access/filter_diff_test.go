@@ -583,15 +583,18 @@ func (w *genWorld) verify(t *testing.T) map[string]int {
 			default:
 				kinds["subtrees"]++
 			}
-			// The PostgreSQL forms of the subtree tests the SQL holds
-			// (location.Filter.Condition): these small trees give the
-			// array and the hashed form.
-			if dbtest.Name() == "postgres" {
+			// The forms of the subtree tests the SQL holds
+			// (location.Filter.Condition): on PostgreSQL these small trees
+			// give the array and the hashed form.
+			if name := dbtest.Name(); name == "postgres" || name == "mysql" {
 				sql := w.db.ToSQL(func(tx *gorm.DB) *gorm.DB {
 					return tx.Table(w.table).Scopes(f.Scope(w.cols)).Find(&[]map[string]any{})
 				})
 				kinds["postgres array form"] += strings.Count(sql, `)) IS TRUE AND `)
 				kinds["postgres hashed form"] += strings.Count(sql, `)) IS TRUE)`)
+				kinds["mysql binary tests"] += strings.Count(sql, "AS BINARY) IN (SELECT CAST(descendant_id AS BINARY) FROM "+location.PathsTable+" ")
+				kinds["mysql collated tests"] += strings.Count(sql, "` IN (SELECT descendant_id FROM "+location.PathsTable+" ")
+				kinds["mysql key reads"] += strings.Count(sql, location.PathsTable+" FORCE INDEX (PRIMARY)")
 			}
 			w.verifyRecords(t, s, ma, f, w.cols)
 			w.verifyRecords(t, s, ma, f, variants[(si+i)%len(variants)])

@@ -131,20 +131,15 @@ func SubtreesFilter(t *Tree, roots, exclude []string) Filter {
 	return Filter{kind: filterSubtrees, tree: t, roots: r, exclude: kept, subtrees: subtrees, wide: size*wideShare >= t.Len()}
 }
 
+// pgForms maps the forms tests may force (dbx.WithFilterForm) to the
+// PostgreSQL forms.
+var pgForms = map[dbx.FilterForm]pgForm{dbx.FormJoin: pgJoin, dbx.FormArray: pgArray, dbx.FormHashed: pgHashed, dbx.FormIndexArray: pgIndexArray}
+
 // pgForm returns the PostgreSQL form of a SubtreesFilter on col of the
 // table db's statement reads (see Condition).
 func (f Filter) pgForm(db *gorm.DB, col clause.Column) pgForm {
-	if db != nil && db.Statement != nil {
-		switch forced, _ := dbx.FilterFormOf(db.Statement.Context); forced {
-		case dbx.FormJoin:
-			return pgJoin
-		case dbx.FormArray:
-			return pgArray
-		case dbx.FormHashed:
-			return pgHashed
-		case dbx.FormIndexArray:
-			return pgIndexArray
-		}
+	if form, ok := forcedForm(db, pgForms); ok {
+		return form
 	}
 	if f.subtrees > maxHashed {
 		return pgJoin
@@ -311,7 +306,11 @@ func (f Filter) Scope(column string) func(*gorm.DB) *gorm.DB {
 // binary strings on both sides the server materialises the subquery once
 // and probes it per record, where "CAST(col AS BINARY) IN (SELECT
 // descendant_id ...)" made MariaDB 10.11 search the closure table's index
-// again for every record (4× slower at two districts).
+// again for every record (4× slower at two districts). A subtrees condition
+// there keeps only the binary test when the host column has no index, or
+// has one but the filter is wide (an eighth of the tree or more), since
+// the records are then scanned anyway; carve-outs are taken inside the one
+// subquery, as on PostgreSQL.
 func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error) {
 	var col clause.Column
 	if column != "" {
@@ -338,6 +337,9 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	if f.kind == filterSubtrees && dialect == dbx.Postgres {
 		return f.pgCondition(form, col), nil
 	}
+	if f.kind == filterSubtrees && mysql {
+		return f.myCondition(f.myForm(db, col), col), nil
+	}
 	var in clause.Expression
 	switch {
 	case f.kind == filterLive && mysql:
@@ -346,21 +348,6 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 		in = exactIn(mysql, col, "descendant_id", PathsTable)
 	case f.kind == filterLive:
 		in = exactIn(mysql, col, "id", LocationsTable+" WHERE deleted_at IS NULL")
-	case f.kind == filterSubtrees && mysql && hostIndex(db, col) == unindexed:
-		// Without a host index the half that would let one drive the
-		// query only costs: MariaDB 10.11 looked each record up in the
-		// closure table's descendant index (15.8 s against 3.4 s for the
-		// binary half alone, ten locations, 300,000 records, under load).
-		in = clause.Expr{SQL: "(CAST(? AS BINARY) IN (?))", Vars: []any{col, subquery("CAST(descendant_id AS BINARY)", subtreesOf, f.roots)}}
-	case f.kind == filterSubtrees && mysql && hostIndex(db, col) == indexed:
-		// The closure table's primary key (ancestor first) reads the
-		// subtrees, then the host's index the records: left to itself,
-		// MariaDB 10.11 answers several roots by a LooseScan of the whole
-		// descendant index (7× the IN list at five districts of 3,000
-		// locations). Not without a host index: the records are then
-		// scanned and MariaDB would join each with the closure rows in a
-		// block nested loop.
-		in = exactIn(mysql, col, "descendant_id", subtreesOfByKey, f.roots)
 	default:
 		in = exactIn(mysql, col, "descendant_id", subtreesOf, f.roots)
 	}
@@ -394,6 +381,83 @@ func (f Filter) pgCondition(form pgForm, col clause.Column) clause.Expression {
 		return clause.Expr{SQL: "(? = ANY(ARRAY(?)))", Vars: []any{col, sub}}
 	}
 	return clause.Expr{SQL: "(? IN (?))", Vars: []any{col, sub}}
+}
+
+// myForm names the MySQL and MariaDB forms of a subtrees condition.
+type myForm uint8
+
+const (
+	myExact  myForm = iota // the binary test and the test under the column's collation
+	myKey                  // myExact with the closure rows read through their primary key
+	myBinary               // the binary test alone
+)
+
+// myForms maps the forms tests may force (dbx.WithFilterForm) to the
+// MySQL and MariaDB forms.
+var myForms = map[dbx.FilterForm]myForm{dbx.FormMyExact: myExact, dbx.FormMyKey: myKey, dbx.FormMyBinary: myBinary}
+
+// forcedForm returns the form of forms that db's context forces, if any.
+func forcedForm[F any](db *gorm.DB, forms map[dbx.FilterForm]F) (F, bool) {
+	var none F
+	if db == nil || db.Statement == nil {
+		return none, false
+	}
+	forced, _ := dbx.FilterFormOf(db.Statement.Context)
+	form, ok := forms[forced]
+	return form, ok
+}
+
+// myForm returns the MySQL and MariaDB form of a SubtreesFilter on col of
+// the table db's statement reads: with the host column indexed, the binary
+// test alone for a wide filter and myKey for the others; without an index,
+// the binary test alone; myExact when the index is not known.
+func (f Filter) myForm(db *gorm.DB, col clause.Column) myForm {
+	if form, ok := forcedForm(db, myForms); ok {
+		return form
+	}
+	switch hostIndex(db, col) {
+	case indexed:
+		if f.wide {
+			// Reading a wide scope through the host's index cost more
+			// than scanning: MariaDB 10.11 planned the collation-bound
+			// half as a FirstMatch over the closure rows with a block
+			// nested loop (five districts of 10,000 locations each,
+			// 300,000 records: past 10 s, against 0.61 s for the IN list;
+			// the binary test alone 0.46-0.89 s).
+			return myBinary
+		}
+		// The closure table's primary key (ancestor first) reads the
+		// subtrees, then the host's index the records: left to itself,
+		// MariaDB 10.11 answers several roots by a LooseScan of the whole
+		// descendant index (7x the IN list at five districts of 3,000
+		// locations).
+		return myKey
+	case unindexed:
+		// Without a host index the half that would let one drive the
+		// query only costs: MariaDB 10.11 looked each record up in the
+		// closure table's descendant index (15.8 s against 3.4 s for the
+		// binary half alone, ten locations, 300,000 records, under load).
+		return myBinary
+	}
+	return myExact
+}
+
+// myCondition is Condition for a SubtreesFilter on MySQL and MariaDB, in
+// form. As on PostgreSQL, carve-outs are taken from the roots' closure
+// rows inside the one subquery, so that each record is tested once.
+func (f Filter) myCondition(form myForm, col clause.Column) clause.Expression {
+	from, vars := subtreesOf, []any{f.roots}
+	if form == myKey {
+		from = subtreesOfByKey
+	}
+	if len(f.exclude) > 0 {
+		from += " AND descendant_id NOT IN (SELECT descendant_id FROM " + subtreesOf + ")"
+		vars = append(vars, f.exclude)
+	}
+	if form == myBinary {
+		return clause.Expr{SQL: "(CAST(? AS BINARY) IN (?))", Vars: []any{col, subquery("CAST(descendant_id AS BINARY)", from, vars...)}}
+	}
+	return exactIn(true, col, "descendant_id", from, vars...)
 }
 
 // exactIn returns "col IN (SELECT key FROM from)" comparing byte for byte;

@@ -420,13 +420,23 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 		{"unindexed", "records_unindexed", "location_id", ctx},
 		{"aliased", "records AS r", "r.location_id", ctx},
 	}
-	for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray} {
-		runs = append(runs, struct {
-			name, table, column string
-			ctx                 context.Context
-		}{"forced " + string(form), "records_unindexed", "location_id", dbx.WithFilterForm(ctx, form)})
+	tables := []string{"records_unindexed"}
+	forced := []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray}
+	if dbtest.Name() == "mysql" {
+		// Over the indexed table too: its collation-bound index is where
+		// MariaDB's answers by collation show.
+		tables = append(tables, "records")
+		forced = []dbx.FilterForm{dbx.FormMyExact, dbx.FormMyKey, dbx.FormMyBinary}
 	}
-	forms := map[string]int{}
+	for _, form := range forced {
+		for _, table := range tables {
+			runs = append(runs, struct {
+				name, table, column string
+				ctx                 context.Context
+			}{"forced " + string(form) + " on " + table, table, "location_id", dbx.WithFilterForm(ctx, form)})
+		}
+	}
+	chosen := map[string]int{} // the forms of the runs not forced
 	for _, tc := range formCases(tree, d0Villages) {
 		var want []int
 		for _, r := range recs {
@@ -441,35 +451,61 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 				db, sqls := capturing(e.db.WithContext(run.ctx))
 				require.NoError(t, db.Table(run.table).Scopes(tc.filter.Scope(run.column)).Order("id").Pluck("id", &got).Error)
 				assert.Equal(t, want, got)
-				forms[pgFormOf(sqls())]++
+				form := formOf(sqls())
+				if f, ok := dbx.FilterFormOf(run.ctx); !ok {
+					chosen[form]++
+				} else if dbtest.Name() != "sqlite" {
+					assert.Equal(t, string(f), form, "the forced form is the one in the SQL")
+				}
 			})
 		}
 	}
-	if dbtest.Name() == "postgres" {
-		for _, form := range []string{"join", "array", "hashed", "index-array"} {
-			assert.Positive(t, forms[form], "%s: %v", form, forms)
-		}
+	var each []string
+	switch dbtest.Name() {
+	case "postgres":
+		each = []string{"join", "array", "hashed", "index-array"}
+	case "mysql":
+		each = []string{"my-exact", "my-key", "my-binary"}
+	}
+	for _, form := range each {
+		// Each form is also one the sizes and the index call for.
+		assert.Positive(t, chosen[form], "%s: %v", form, chosen)
 	}
 }
 
-// pgFormOf names the PostgreSQL form of the subtrees condition in sql (the
-// last statement of a capture): "join", "array", "hashed", "index-array",
-// or "unknown" for anything else (the one form of the other databases).
-func pgFormOf(sqls []string) string {
+// formOf names the form of the subtrees condition in sql (the last
+// statement of a capture): on PostgreSQL "join", "array", "hashed" or
+// "index-array", on MySQL and MariaDB "my-exact", "my-key" or "my-binary"
+// (the dbx.FilterForm names), or "unknown" for anything else (SQLite's one
+// form).
+func formOf(sqls []string) string {
 	if len(sqls) == 0 {
 		return "unknown"
 	}
 	sql := sqls[len(sqls)-1]
 	const sub = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`
-	switch {
-	case strings.Contains(sql, `)) IS TRUE AND `) && strings.Contains(sql, ` = ANY(ARRAY(`+sub):
-		return "array"
-	case strings.Contains(sql, `)) IS TRUE)`) && !strings.Contains(sql, "ANY("):
-		return "hashed"
-	case strings.Contains(sql, ` = ANY(ARRAY(`+sub) && !strings.Contains(sql, "IS TRUE"):
-		return "index-array"
-	case strings.Contains(sql, ` IN (`+sub) && !strings.Contains(sql, "IS TRUE") && !strings.Contains(sql, "ANY(") && !strings.Contains(sql, "CAST("):
-		if dbtest.Name() == "postgres" {
+	switch dbtest.Name() {
+	case "mysql":
+		binary := strings.Contains(sql, "` AS BINARY) IN (SELECT CAST(descendant_id AS BINARY) FROM townhall_location_paths ")
+		collated := strings.Contains(sql, "` IN (SELECT descendant_id FROM townhall_location_paths ")
+		key := strings.Contains(sql, "FORCE INDEX (PRIMARY)")
+		switch {
+		case binary && collated && key:
+			return "my-key"
+		case binary && collated:
+			return "my-exact"
+		case binary && !key:
+			return "my-binary"
+		}
+	case "postgres":
+		switch {
+		case strings.Contains(sql, `)) IS TRUE AND `) && strings.Contains(sql, ` = ANY(ARRAY(`+sub):
+			return "array"
+		case strings.Contains(sql, `)) IS TRUE)`) && !strings.Contains(sql, "ANY("):
+			return "hashed"
+		case strings.Contains(sql, ` = ANY(ARRAY(`+sub) && !strings.Contains(sql, "IS TRUE"):
+			return "index-array"
+		case strings.Contains(sql, ` IN (`+sub) && !strings.Contains(sql, "IS TRUE") && !strings.Contains(sql, "ANY("):
 			return "join"
 		}
 	}
@@ -514,8 +550,10 @@ func (hostedRecord) TableName() string { return "hosted" }
 // On PostgreSQL a filter takes its form from the host table: the array
 // over an indexed column (the hashed test when wide), the semi-join over
 // an unindexed one, and the forms chosen by size alone when the table is
-// not known (an alias); on MySQL and MariaDB an indexed column has the
-// closure table read through its primary key. A new index changes the
+// not known (an alias); on MySQL and MariaDB the binary test alone over
+// an unindexed column or a wide filter, the closure table read through its
+// primary key for a narrow filter over an indexed column, and both tests
+// when the table is not known. A new index changes the
 // form once the minute the store keeps the answer has passed, on the
 // store's clock.
 func TestFilter_FormFollowsTheHostIndex(t *testing.T) {
@@ -529,46 +567,42 @@ func TestFilter_FormFollowsTheHostIndex(t *testing.T) {
 	require.NoError(t, e.db.Exec("CREATE TABLE hosted (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
 	require.NoError(t, e.db.Exec("CREATE TABLE other (id INTEGER PRIMARY KEY, location_id VARCHAR(64))").Error)
 	require.NoError(t, e.db.Exec("CREATE INDEX hosted_location ON hosted (location_id)").Error)
-	formOf := func(f location.Filter, q func(*gorm.DB) *gorm.DB, column string) string {
+	formFor := func(f location.Filter, q func(*gorm.DB) *gorm.DB, column string) string {
 		db, sqls := capturing(e.db)
 		var n int64
 		require.NoError(t, q(db).Scopes(f.Scope(column)).Count(&n).Error)
-		all := sqls()
-		if dbtest.Name() == "mysql" && strings.Contains(all[len(all)-1], "FORCE INDEX (PRIMARY)") {
-			return "by key"
-		}
-		return pgFormOf(all)
+		return formOf(sqls())
 	}
 	table := func(name string) func(*gorm.DB) *gorm.DB {
 		return func(db *gorm.DB) *gorm.DB { return db.Table(name) }
 	}
 	model := func(db *gorm.DB) *gorm.DB { return db.Model(&hostedRecord{}) }
-	// want is the form expected on this database: pg on PostgreSQL, "by
-	// key" on MySQL and MariaDB when the host column is indexed.
-	want := func(pg string, indexed bool) string {
-		switch {
-		case dbtest.Name() == "postgres":
+	// want is the form expected on this database: pg on PostgreSQL, my on
+	// MySQL and MariaDB.
+	want := func(pg, my string) string {
+		switch dbtest.Name() {
+		case "postgres":
 			return pg
-		case dbtest.Name() == "mysql" && indexed:
-			return "by key"
+		case "mysql":
+			return my
 		}
 		return "unknown"
 	}
-	assert.Equal(t, want("index-array", true), formOf(district, table("hosted"), "location_id"))
-	assert.Equal(t, want("index-array", true), formOf(district, model, "location_id"), "table from the model")
-	assert.Equal(t, want("index-array", true), formOf(district, table("hosted"), "hosted.location_id"), "table from the qualifier")
-	assert.Equal(t, want("index-array", true), formOf(village, table("hosted"), "location_id"))
-	assert.Equal(t, want("hashed", true), formOf(region, table("hosted"), "location_id"))
+	assert.Equal(t, want("index-array", "my-key"), formFor(district, table("hosted"), "location_id"))
+	assert.Equal(t, want("index-array", "my-key"), formFor(district, model, "location_id"), "table from the model")
+	assert.Equal(t, want("index-array", "my-key"), formFor(district, table("hosted"), "hosted.location_id"), "table from the qualifier")
+	assert.Equal(t, want("index-array", "my-key"), formFor(village, table("hosted"), "location_id"))
+	assert.Equal(t, want("hashed", "my-binary"), formFor(region, table("hosted"), "location_id"))
 	for _, f := range []location.Filter{village, district, region} {
-		assert.Equal(t, want("join", false), formOf(f, table("other"), "location_id"))
+		assert.Equal(t, want("join", "my-binary"), formFor(f, table("other"), "location_id"))
 	}
-	// An alias: by size alone.
-	assert.Equal(t, want("array", false), formOf(village, table("hosted AS h"), "h.location_id"))
-	assert.Equal(t, want("join", false), formOf(district, table("hosted AS h"), "h.location_id"))
-	assert.Equal(t, want("hashed", false), formOf(region, table("hosted AS h"), "h.location_id"))
+	// An alias: by size alone on PostgreSQL, both tests on MySQL.
+	assert.Equal(t, want("array", "my-exact"), formFor(village, table("hosted AS h"), "h.location_id"))
+	assert.Equal(t, want("join", "my-exact"), formFor(district, table("hosted AS h"), "h.location_id"))
+	assert.Equal(t, want("hashed", "my-exact"), formFor(region, table("hosted AS h"), "h.location_id"))
 
 	require.NoError(t, e.db.Exec("CREATE INDEX other_location ON other (location_id)").Error)
-	assert.Equal(t, want("join", false), formOf(district, table("other"), "location_id"), "within the minute")
+	assert.Equal(t, want("join", "my-binary"), formFor(district, table("other"), "location_id"), "within the minute")
 	now = now.Add(time.Minute)
-	assert.Equal(t, want("index-array", true), formOf(district, table("other"), "location_id"), "after it")
+	assert.Equal(t, want("index-array", "my-key"), formFor(district, table("other"), "location_id"), "after it")
 }
