@@ -61,7 +61,7 @@ func main() {
 			log.Fatal(err)
 		}
 		for _, p := range ps {
-			key := fmt.Sprint(p.config, p.index, p.kind, p.carve, p.size)
+			key := fmt.Sprintf("%s/%s/%s/%s/%d", p.config, p.index, p.kind, p.carve, p.size)
 			if i, ok := at[key]; ok {
 				points[i] = p
 				continue
