@@ -21,7 +21,7 @@ func TestFilter_AgreesWithCheckInEveryForm(t *testing.T) {
 	// One seed: TestFilter_AgreesWithCheck runs them all in the forms
 	// their sizes pick.
 	for _, seed := range diffSeeds[:1] {
-		for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray} {
+		for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray, dbx.FormLeaf} {
 			t.Run(string(form), func(t *testing.T) {
 				w := newGenWorld(t, seed)
 				w.db = w.db.WithContext(dbx.WithFilterForm(context.Background(), form))

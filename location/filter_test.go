@@ -420,7 +420,7 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 		{"unindexed", "records_unindexed", "location_id", ctx},
 		{"aliased", "records AS r", "r.location_id", ctx},
 	}
-	for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray} {
+	for _, form := range []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray, dbx.FormLeaf} {
 		runs = append(runs, struct {
 			name, table, column string
 			ctx                 context.Context
@@ -446,14 +446,14 @@ func TestFilter_EveryFormAgreesWithContains(t *testing.T) {
 		}
 	}
 	if dbtest.Name() == "postgres" {
-		for _, form := range []string{"join", "array", "hashed", "index-array"} {
+		for _, form := range []string{"join", "array", "hashed", "index-array", "leaf"} {
 			assert.Positive(t, forms[form], "%s: %v", form, forms)
 		}
 	}
 }
 
 // pgFormOf names the PostgreSQL form of the subtrees condition in sql (the
-// last statement of a capture): "join", "array", "hashed", "index-array",
+// last statement of a capture): "join", "array", "hashed", "index-array", "leaf",
 // or "unknown" for anything else (the one form of the other databases).
 func pgFormOf(sqls []string) string {
 	if len(sqls) == 0 {
@@ -462,6 +462,8 @@ func pgFormOf(sqls []string) string {
 	sql := sqls[len(sqls)-1]
 	const sub = `SELECT descendant_id FROM townhall_location_paths WHERE ancestor_id IN (`
 	switch {
+	case strings.Contains(sql, ` AND descendant_id = `) && strings.Contains(sql, ` depth > 0)) AND `):
+		return "leaf"
 	case strings.Contains(sql, `)) IS TRUE AND `) && strings.Contains(sql, ` = ANY(ARRAY(`+sub):
 		return "array"
 	case strings.Contains(sql, `)) IS TRUE)`) && !strings.Contains(sql, "ANY("):
@@ -512,8 +514,9 @@ type hostedRecord struct {
 func (hostedRecord) TableName() string { return "hosted" }
 
 // On PostgreSQL a filter takes its form from the host table: the array
-// over an indexed column (wide or narrow), the semi-join over
-// an unindexed one, and the forms chosen by size alone when the table is
+// over an indexed column (wide or narrow), the semi-join over an unindexed
+// one (the leaf form for one root without descendants), and the forms
+// chosen by size alone when the table is
 // not known (an alias); on MySQL and MariaDB an indexed column has the
 // closure table read through its primary key. A new index changes the
 // form once the minute the store keeps the answer has passed, on the
@@ -560,7 +563,9 @@ func TestFilter_FormFollowsTheHostIndex(t *testing.T) {
 	assert.Equal(t, want("index-array", true), formOf(village, table("hosted"), "location_id"))
 	// Wide too: the hashed test would read every record.
 	assert.Equal(t, want("index-array", true), formOf(region, table("hosted"), "location_id"))
-	for _, f := range []location.Filter{village, district, region} {
+	// A village is a leaf: one comparison per record.
+	assert.Equal(t, want("leaf", false), formOf(village, table("other"), "location_id"))
+	for _, f := range []location.Filter{district, region} {
 		assert.Equal(t, want("join", false), formOf(f, table("other"), "location_id"))
 	}
 	// An alias: by size alone.
@@ -572,4 +577,27 @@ func TestFilter_FormFollowsTheHostIndex(t *testing.T) {
 	assert.Equal(t, want("join", false), formOf(district, table("other"), "location_id"), "within the minute")
 	now = now.Add(time.Minute)
 	assert.Equal(t, want("index-array", true), formOf(district, table("other"), "location_id"), "after it")
+}
+
+// A filter built on a leaf selects, when it runs, the subtree the closure
+// table holds: a child the leaf gained since the filter was built is in
+// the leaf form (one comparison per record, the subtree by an InitPlan)
+// as in the semi-join.
+func TestFilter_LeafFormFollowsNewChildren(t *testing.T) {
+	f := newFilterFixture(t)
+	leaf := location.SubtreesFilter(f.tree, []string{"M3"}, nil)
+	before := f.scoped(t, leaf.Scope("location_id"))
+	assert.Equal(t, []string{"M3"}, before)
+	mustCreate(t, f.store, loc("V3", "village", "M3"))
+	require.NoError(t, f.env.db.Exec("INSERT INTO records (id, location_id) VALUES (100, 'V3')").Error)
+	f.rows[100] = "V3"
+	for _, form := range []dbx.FilterForm{dbx.FormLeaf, dbx.FormJoin} {
+		db, sqls := capturing(f.env.db.WithContext(dbx.WithFilterForm(context.Background(), form)))
+		var got []int
+		require.NoError(t, db.Table("records").Scopes(leaf.Scope("location_id")).Order("id").Pluck("id", &got).Error)
+		assert.Equal(t, []int{6, 100}, got, form)
+		if dbtest.Name() == "postgres" {
+			assert.Equal(t, string(form), pgFormOf(sqls()))
+		}
+	}
 }
