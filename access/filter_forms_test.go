@@ -19,7 +19,7 @@ func TestFilter_AgreesWithCheckInEveryForm(t *testing.T) {
 	var forms []dbx.FilterForm
 	switch dbtest.Name() {
 	case "postgres":
-		forms = []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray}
+		forms = []dbx.FilterForm{dbx.FormJoin, dbx.FormArray, dbx.FormHashed, dbx.FormIndexArray, dbx.FormLeaf}
 	case "mysql":
 		forms = []dbx.FilterForm{dbx.FormMyExact, dbx.FormMyKey, dbx.FormMyBinary}
 	default:

@@ -14,6 +14,7 @@ const (
 	FormArray      FilterForm = "array"       // the hashed guard AND col = ANY(ARRAY(subquery))
 	FormHashed     FilterForm = "hashed"      // (col IN (subquery)) IS TRUE
 	FormIndexArray FilterForm = "index-array" // col = ANY(ARRAY(subquery))
+	FormLeaf       FilterForm = "leaf"        // col = (one leaf root's own row) OR ...; the join for other filters
 )
 
 // The MySQL and MariaDB forms of a subtree condition.
