@@ -44,7 +44,8 @@ func (c *Checker) stampMicros() int64 {
 // nothing, when d does not fit one (the caller records it with strings).
 func (c *Checker) recordCode(snap *snapshot, sub *subject, ai int, loc int32, d *Decision) bool {
 	ri := reasonIndex(d.Reason)
-	if checkReasons[ri] != d.Reason || uint(ai+1) > 0xffff {
+	// reasonIndex counts unknown reasons (none today) as the last one.
+	if ri == numReasons-1 && d.Reason != checkReasons[ri] || uint(ai+1) > 0xffff {
 		return false
 	}
 	k := audit.DecisionCode{At: c.stampMicros(), Location: uint32(loc + 1), Action: uint16(ai + 1),
