@@ -164,7 +164,7 @@ func (a *Admin) next(ctx context.Context, tx *gorm.DB, cur *snapshot, g guarded,
 	if err != nil {
 		return nil, "", err
 	}
-	next.users = next.users.with(changes)
+	next.setUsers(changes)
 	if g.links {
 		if next.orgs, next.links, err = loadAffiliations(ctx, tx.WithContext(ctx)); err != nil {
 			return nil, "", err
@@ -210,7 +210,7 @@ func (c *Checker) publishBuilt(build func(cur *snapshot) (*snapshot, error)) err
 	if err != nil {
 		return err
 	}
-	c.snap.Store(next)
+	c.storeSnapshot(next)
 	return nil
 }
 

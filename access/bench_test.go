@@ -56,26 +56,36 @@ func benchEnv(name string, def int) int {
 func benchPlatform(b *testing.B) {
 	bench.once.Do(func() {
 		ctx := context.Background()
-		dir, err := os.MkdirTemp("", "townhall-bench-")
-		if err != nil {
-			bench.err = err
-			return
+		// TOWNHALL_BENCH_DB names a database file to keep: populated by
+		// the first run, reused by the next (runs under valgrind, which
+		// would take an hour to populate).
+		path, reuse := os.Getenv("TOWNHALL_BENCH_DB"), false
+		if path == "" {
+			dir, err := os.MkdirTemp("", "townhall-bench-")
+			if err != nil {
+				bench.err = err
+				return
+			}
+			path = filepath.Join(dir, "bench.db")
+		} else if _, err := os.Stat(path); err == nil {
+			reuse = true
 		}
-		path := filepath.Join(dir, "bench.db")
 		db, err := dbx.OpenSQLite(path)
 		if err != nil {
 			bench.err = err
 			return
 		}
-		p, err := townhall.Open(ctx, db, townhall.WithKDF(testkit.FastKDF), townhall.WithSyncInterval(-1))
-		if err != nil {
-			bench.err = err
-			return
-		}
-		p.Close()
 		bench.spec = benchSpec()
-		if bench.err = benchdata.Populate(ctx, db, bench.spec); bench.err != nil {
-			return
+		if !reuse {
+			p, err := townhall.Open(ctx, db, townhall.WithKDF(testkit.FastKDF), townhall.WithSyncInterval(-1))
+			if err != nil {
+				bench.err = err
+				return
+			}
+			p.Close()
+			if bench.err = benchdata.Populate(ctx, db, bench.spec); bench.err != nil {
+				return
+			}
 		}
 		// The audit writer's database work is left out of the decision
 		// figures: decisions queue in a ring that is drained once a minute

@@ -31,11 +31,19 @@ import (
 // asynchronously, without allocating.
 func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, error) {
 	probe := c.obs.beginCheck(ctx, &req)
-	d, err := c.decide(c.snapshot(), &s, &req)
+	var (
+		at checked
+		d  Decision
+	)
+	err := c.decideAt(c.snapshot(), &s, &req, &at, &d)
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
-	c.recordDecision(&s, &req, &d)
+	if !d.Allowed || c.auditAllowed {
+		if !at.resolved || !c.recordCode(at.snap, &at.sub, at.ai, at.loc, &d) {
+			c.recordDecision(&s, &req, &d)
+		}
+	}
 	c.obs.endCheck(ctx, probe, d, err)
 	return d, err
 }
@@ -49,30 +57,63 @@ type scope struct {
 	hasRecord bool
 }
 
+// checked is what Check resolved of a request, for its audit record: the
+// subject, the action and the location the record names (the resource's,
+// or else the municipality), once every one is resolved.
+type checked struct {
+	snap     *snapshot
+	sub      subject
+	ai       int
+	loc      int32
+	resolved bool
+}
+
 // decide is Check on a snapshot.
 func (c *Checker) decide(snap *snapshot, s *Subject, req *Request) (Decision, error) {
+	var (
+		at checked
+		d  Decision
+	)
+	err := c.decideAt(snap, s, req, &at, &d)
+	return d, err
+}
+
+// decideAt is decide, filling at and, without an error, d.
+func (c *Checker) decideAt(snap *snapshot, s *Subject, req *Request, at *checked, d *Decision) error {
 	ai, err := snap.reg.action(req.Module, req.Action)
 	if err != nil {
-		return Decision{}, err
+		return err
 	}
 	act := &snap.reg.actions[ai]
 	sc, err := resolveScope(snap, act, req)
 	if err != nil {
-		return Decision{}, err
+		return err
 	}
 	if sc.hasRecord && req.Municipality != "" && !snap.view.IsWithinIndex(sc.recordIx, sc.muniIx) {
-		return deny(ReasonOutOfScope), nil
+		*d = deny(ReasonOutOfScope) // recorded with the request's strings
+		return nil
 	}
 	sub, err := c.resolveSubject(snap, s, "checks")
 	if err != nil {
-		return Decision{}, err
+		return err
 	}
-	return c.decideFor(snap, &sub, ai, act, &sc, req.Resource), nil
+	at.snap, at.sub, at.ai, at.loc = snap, sub, ai, -1
+	switch {
+	case req.Resource != nil && req.Resource.LocationID != "":
+		at.loc = sc.recordIx
+	case req.Municipality != "":
+		at.loc = sc.muniIx
+	}
+	// An impersonation of an inactive user was not resolved: its record
+	// names the impersonator as given.
+	at.resolved = s.ImpersonatorID == "" || sub.imp != nil
+	c.decideFor(snap, &at.sub, ai, act, &sc, req.Resource, d)
+	return nil
 }
 
 // decideFor is steps 2 and 4-9 of SPEC §2 for a resolved subject and a
 // validated request: the one decision path of Check and Decide.
-func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
+func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInfo, sc *scope, res *Resource, d *Decision) {
 	// Whether an allow that does not depend on a grant's location (public,
 	// authenticated, platform grant) may cover this request: a record with
 	// no location only while the module is enabled everywhere.
@@ -82,32 +123,41 @@ func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInf
 	switch {
 	case u == nil:
 		if act.public && enabled && unscoped {
-			return allow(ReasonPublic, "", "")
+			*d = allow(ReasonPublic, "", "")
+			return
 		}
-		return deny(ReasonNoGrant)
+		*d = deny(ReasonNoGrant)
+		return
 	case sub.inactive:
-		return deny(ReasonUserInactive)
+		*d = deny(ReasonUserInactive)
+		return
 	case sub.superAdmin():
-		return allow(ReasonSuperAdmin, "", "")
+		*d = allow(ReasonSuperAdmin, "", "")
+		return
 	case !enabled:
-		return deny(ReasonModuleDisabled)
+		*d = deny(ReasonModuleDisabled)
+		return
 	}
 	if unscoped {
 		switch {
 		case act.public:
-			return allow(ReasonPublic, "", "")
+			*d = allow(ReasonPublic, "", "")
+			return
 		case act.authenticated:
-			return allow(ReasonAuthenticated, "", "")
+			*d = allow(ReasonAuthenticated, "", "")
+			return
 		}
 		if u.platformPerms != nil && u.platformPerms.has(ai) {
 			role, _ := platformRole(snap, u, ai)
-			return allow(ReasonPlatformRole, role, "*")
+			*d = allow(ReasonPlatformRole, role, "*")
+			return
 		}
 	}
 	if act.platform && sc.muniIx < 0 && res == nil {
-		return deny(ReasonNoGrant)
+		*d = deny(ReasonNoGrant)
+		return
 	}
-	return c.decideGrants(snap, u, ai, act, sc, res)
+	c.decideGrants(snap, u, ai, act, sc, res, d)
 }
 
 // treeIndex returns the snapshot tree's index of location id, named what
@@ -200,7 +250,7 @@ var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope
 
 // decideGrants is steps 8 and 9: the counted grants of u whose role
 // allows action ai.
-func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc *scope, res *Resource) Decision {
+func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc *scope, res *Resource, d *Decision) {
 	var (
 		fails    int
 		best     *grant
@@ -258,14 +308,16 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 		}
 	}
 	if best != nil {
-		return allow(ReasonRole, reg.roles[best.role].name, view.IDIndex(best.loc))
+		*d = allow(ReasonRole, reg.roles[best.role].name, view.IDIndex(best.loc))
+		return
 	}
 	for i, r := range failReasons {
 		if fails&(1<<i) != 0 {
-			return deny(r)
+			*d = deny(r)
+			return
 		}
 	}
-	return deny(ReasonNoGrant)
+	*d = deny(ReasonNoGrant)
 }
 
 func abs(x int) int {
@@ -366,12 +418,10 @@ func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) b
 	return walk(snap.tree.Roots())
 }
 
-// recordDecision queues denied decisions (and allowed ones when enabled)
-// for the audit log without allocating or blocking the check.
+// recordDecision queues a decision for the audit log with the request's
+// strings (for requests the snapshot did not resolve, which recordCode
+// cannot name), without allocating or blocking the check.
 func (c *Checker) recordDecision(s *Subject, req *Request, d *Decision) {
-	if d.Allowed && !c.auditAllowed {
-		return
-	}
 	loc := req.Municipality
 	if req.Resource != nil && req.Resource.LocationID != "" {
 		loc = req.Resource.LocationID

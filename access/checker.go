@@ -52,6 +52,9 @@ type Checker struct {
 	obs      *observer        // logs, traces, metrics (telemetry.go)
 
 	gates atomic.Pointer[gateCache] // CheckModule's per-snapshot lookups (gate.go)
+
+	codes  *audit.DecisionQueue                 // decision events as codes (auditcode.go)
+	epochs [epochSlots]atomic.Pointer[snapshot] // the latest snapshot of recent epochs, for decoding codes
 }
 
 // CheckerConfig configures NewChecker.
@@ -122,7 +125,8 @@ func NewChecker(ctx context.Context, db *gorm.DB, cfg CheckerConfig) (*Checker, 
 		return nil, err
 	}
 	obs.loaded(ctx, start)
-	c.snap.Store(snap)
+	c.codes = cfg.Audit.NewDecisionQueue(c.decodeDecision)
+	c.storeSnapshot(snap)
 	c.rep.rev.Store(rev)
 	obs.synced(rev, nil, false)
 	if defaultClock {
@@ -175,7 +179,7 @@ func (c *Checker) publish(edit func(next *snapshot) error) error {
 	if err := edit(&next); err != nil {
 		return err
 	}
-	c.snap.Store(&next)
+	c.storeSnapshot(&next)
 	return nil
 }
 

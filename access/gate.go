@@ -24,7 +24,9 @@ func (c *Checker) CheckModule(ctx context.Context, s Subject, module, action str
 	if err != nil {
 		d = Decision{Reason: ReasonInvalid}
 	}
-	c.recordDecision(&s, &Request{Municipality: muni, Module: module, Action: action}, &d)
+	if !d.Allowed || c.auditAllowed {
+		c.recordDecision(&s, &Request{Municipality: muni, Module: module, Action: action}, &d)
+	}
 	return d, err
 }
 

@@ -106,52 +106,67 @@ func (c *Checker) Place(locationID string) (Place, error) {
 // no allocation. Denied decisions are audited as Check's are. A zero or
 // foreign handle, a user or location that no longer exists, or an
 // impersonation whose session has ended denies with ReasonInvalid.
-func (c *Checker) Decide(p Principal, a ActionID, at Place) Decision {
+func (c *Checker) Decide(p Principal, a ActionID, at Place) (d Decision) {
 	snap := c.snapshot()
 	var sub subject
-	d := c.decideHandles(snap, &sub, p, a, at)
+	c.decideHandles(snap, &sub, p, a, at, &d)
 	if !d.Allowed || c.auditAllowed {
-		c.recordHandles(snap, &sub, a, at, &d)
+		ai, loc := int(a.action)-1, at.loc
+		if a.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
+			ai = -1
+		}
+		if at.checker != c.id || !snap.view.LiveIndex(loc) {
+			loc = -1
+		}
+		if !c.recordCode(snap, &sub, ai, loc, &d) {
+			c.recordHandles(snap, &sub, ai, loc, &d)
+		}
 	}
 	c.obs.decided(&d)
-	return d
+	return
 }
 
 // decideHandles is Decide without the audit; it fills sub with the
-// subject it resolved.
-func (c *Checker) decideHandles(snap *snapshot, sub *subject, p Principal, a ActionID, at Place) Decision {
+// subject it resolved and d with the decision.
+func (c *Checker) decideHandles(snap *snapshot, sub *subject, p Principal, a ActionID, at Place, d *Decision) {
 	ai := int(a.action) - 1
 	if a.checker != c.id || p.checker != c.id || at.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
-		return deny(ReasonInvalid)
+		*d = deny(ReasonInvalid)
+		return
 	}
 	act := &snap.reg.actions[ai]
 	sc := scope{muniIx: at.loc, recordIx: -1}
 	if at.loc >= 0 && !snap.view.LiveIndex(at.loc) || at.loc < 0 && !act.platform {
-		return deny(ReasonInvalid)
+		*d = deny(ReasonInvalid)
+		return
 	}
 	if p.user != 0 {
 		u := snap.users.at(p.user - 1)
 		if u == nil {
-			return deny(ReasonInvalid)
+			*d = deny(ReasonInvalid)
+			return
 		}
 		sub.u, sub.inactive = u, u.deleted || !u.active
 		if !sub.inactive && p.imp != 0 {
 			imp := snap.users.at(p.imp - 1)
 			if imp == nil {
-				return deny(ReasonInvalid)
+				*d = deny(ReasonInvalid)
+				return
 			}
 			if _, err := c.impersonator(snap, imp.id, u.id); err != nil {
-				return deny(ReasonInvalid)
+				*d = deny(ReasonInvalid)
+				return
 			}
 			sub.imp = imp
 		}
 	}
-	return c.decideFor(snap, sub, ai, act, &sc, nil)
+	c.decideFor(snap, sub, ai, act, &sc, nil, d)
 }
 
-// recordHandles queues a decision of Decide for the audit log, without
-// allocating: every string is one the snapshot holds.
-func (c *Checker) recordHandles(snap *snapshot, sub *subject, a ActionID, at Place, d *Decision) {
+// recordHandles queues a decision of Decide for the audit log with its
+// strings (recordCode could not), without allocating: every string is one
+// the snapshot holds. ai and loc are validated, -1 when none.
+func (c *Checker) recordHandles(snap *snapshot, sub *subject, ai int, loc int32, d *Decision) {
 	e := audit.Decision{At: c.stamp(), Reason: string(d.Reason), Allowed: d.Allowed}
 	if sub.u != nil {
 		e.ActorID = sub.u.id
@@ -159,11 +174,11 @@ func (c *Checker) recordHandles(snap *snapshot, sub *subject, a ActionID, at Pla
 	if sub.imp != nil {
 		e.ImpersonatorID = sub.imp.id
 	}
-	if ai := int(a.action) - 1; uint(ai) < uint(len(snap.reg.actions)) {
+	if ai >= 0 {
 		e.Module, e.Action = snap.reg.actions[ai].module, snap.reg.actions[ai].action
 	}
-	if at.loc >= 0 {
-		e.LocationID = snap.view.IDIndex(at.loc)
+	if loc >= 0 {
+		e.LocationID = snap.view.IDIndex(loc)
 	}
 	c.audit.RecordDecision(e)
 }

@@ -49,6 +49,7 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 		if err != nil {
 			return err
 		}
+		snap.epoch = next.epoch + 1 // the tree's indexes are new
 		*next = *snap
 		return nil
 	}
@@ -87,7 +88,7 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 			}
 			return true
 		})
-		next.users = next.users.with(changes)
+		next.setUsers(changes)
 	}
 	if p.sessions {
 		ss, err := loadSessions(ctx, c.db)
@@ -108,7 +109,7 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 		if err != nil {
 			return err
 		}
-		next.users = next.users.with(changes)
+		next.setUsers(changes)
 	}
 	return nil
 }
@@ -194,13 +195,16 @@ func (next *snapshot) applyLocation(ch location.Change) error {
 		return fmt.Errorf("apply location change: %w", err)
 	}
 	next.setTree(t)
+	if ch.Kind == location.ChangeDeleted {
+		next.epoch++ // the removed locations' indexes name nothing any more
+	}
 	next.reindexDisabled()
 	if len(affected) > 0 {
 		changes := make(map[string]*userState, len(affected))
 		for _, u := range affected {
 			changes[u.id] = next.rebuilt(u)
 		}
-		next.users = next.users.with(changes)
+		next.setUsers(changes)
 	}
 	return nil
 }

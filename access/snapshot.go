@@ -16,6 +16,10 @@ import (
 // the tree, a settings map) and publishes it with one atomic store, so a
 // check sees a change entirely or not at all.
 type snapshot struct {
+	// epoch counts the changes that took names from indexes: a user removed
+	// from the table, a location removed, the tree reloaded (auditcode.go).
+	epoch uint32
+
 	reg  *compiled
 	tree *location.Tree // frozen; set with setTree
 	view location.View  // tree's view, for the check path
@@ -177,6 +181,18 @@ func (t userTable) with(changes map[string]*userState) userTable {
 	}
 	t.shards = &shards
 	return t
+}
+
+// setUsers gives the users of changes the given states (nil removes): see
+// userTable.with. Removing a user starts a new epoch.
+func (s *snapshot) setUsers(changes map[string]*userState) {
+	for id, u := range changes {
+		if _, had := s.users.get(id); had && u == nil {
+			s.epoch++
+			break
+		}
+	}
+	s.users = s.users.with(changes)
 }
 
 // put adds a user while the table is being built (not yet published),

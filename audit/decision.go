@@ -32,12 +32,17 @@ func (l *Log) RecordDecision(d Decision) bool {
 		return false
 	}
 	if l.decisions.len() == l.decisions.half() {
-		select {
-		case l.poke <- struct{}{}:
-		default:
-		}
+		l.wake()
 	}
 	return true
+}
+
+// wake has the writer drain the decision queues now.
+func (l *Log) wake() {
+	select {
+	case l.poke <- struct{}{}:
+	default:
+	}
 }
 
 // takeDecisions moves queued decisions into batch, up to maxBatch events.
@@ -47,59 +52,65 @@ func (l *Log) takeDecisions(batch []pending) []pending {
 		if !ok {
 			break
 		}
-		allowed := d.Allowed
-		typ := TypeDecisionDenied
-		if allowed {
-			typ = TypeDecisionAllowed
-		}
-		e := Event{
-			At: canonicalTime(d.At), Type: typ, ActorID: d.ActorID, ImpersonatorID: d.ImpersonatorID,
-			LocationID: d.LocationID, Module: d.Module, Action: d.Action, Reason: d.Reason, Allowed: &allowed,
-		}
-		if validate(&e) != nil {
-			l.drop(1)
-			continue
-		}
-		batch = append(batch, pending{ev: e, details: "{}"})
+		batch = l.appendDecision(batch, &d)
 	}
-	return batch
+	return l.takeCodes(batch)
 }
 
-// decisionRing is a bounded multi-producer, single-consumer queue (after
-// Dmitry Vyukov's bounded MPMC queue): each slot carries a sequence number
-// that tells producers and the consumer whose turn it is.
-type decisionRing struct {
+// appendDecision appends d to batch as an event, or drops and counts it
+// when it is invalid.
+func (l *Log) appendDecision(batch []pending, d *Decision) []pending {
+	allowed := d.Allowed
+	typ := TypeDecisionDenied
+	if allowed {
+		typ = TypeDecisionAllowed
+	}
+	e := Event{
+		At: canonicalTime(d.At), Type: typ, ActorID: d.ActorID, ImpersonatorID: d.ImpersonatorID,
+		LocationID: d.LocationID, Module: d.Module, Action: d.Action, Reason: d.Reason, Allowed: &allowed,
+	}
+	if validate(&e) != nil {
+		l.drop(1)
+		return batch
+	}
+	return append(batch, pending{ev: e, details: "{}"})
+}
+
+// ring is a bounded multi-producer, single-consumer queue (after Dmitry
+// Vyukov's bounded MPMC queue): each slot carries a sequence number that
+// tells producers and the consumer whose turn it is.
+type ring[T any] struct {
 	mask  uint64
-	slots []decisionSlot
+	slots []ringSlot[T]
 	_     [64]byte
 	enq   atomic.Uint64
 	_     [64]byte
 	deq   atomic.Uint64
 }
 
-type decisionSlot struct {
+type ringSlot[T any] struct {
 	seq atomic.Uint64
-	d   Decision
+	v   T
 }
 
-func newDecisionRing(capacity int) *decisionRing {
+func newRing[T any](capacity int) *ring[T] {
 	n := 1
 	for n < capacity {
 		n <<= 1
 	}
-	r := &decisionRing{mask: uint64(n - 1), slots: make([]decisionSlot, n)}
+	r := &ring[T]{mask: uint64(n - 1), slots: make([]ringSlot[T], n)}
 	for i := range r.slots {
 		r.slots[i].seq.Store(uint64(i))
 	}
 	return r
 }
 
-func (r *decisionRing) half() uint64 { return (r.mask + 1) / 2 }
+func (r *ring[T]) half() uint64 { return (r.mask + 1) / 2 }
 
 // len is the number of queued events (approximate under concurrency).
-func (r *decisionRing) len() uint64 { return r.enq.Load() - r.deq.Load() }
+func (r *ring[T]) len() uint64 { return r.enq.Load() - r.deq.Load() }
 
-func (r *decisionRing) push(d *Decision) bool {
+func (r *ring[T]) push(v *T) bool {
 	pos := r.enq.Load()
 	for {
 		s := &r.slots[pos&r.mask]
@@ -107,7 +118,7 @@ func (r *decisionRing) push(d *Decision) bool {
 		switch diff := int64(seq) - int64(pos); {
 		case diff == 0:
 			if r.enq.CompareAndSwap(pos, pos+1) {
-				s.d = *d
+				s.v = *v
 				s.seq.Store(pos + 1)
 				return true
 			}
@@ -121,15 +132,16 @@ func (r *decisionRing) push(d *Decision) bool {
 }
 
 // pop is called by the single consumer only.
-func (r *decisionRing) pop() (Decision, bool) {
+func (r *ring[T]) pop() (T, bool) {
+	var zero T
 	pos := r.deq.Load()
 	s := &r.slots[pos&r.mask]
 	if s.seq.Load() != pos+1 {
-		return Decision{}, false
+		return zero, false
 	}
-	d := s.d
-	s.d = Decision{}
+	v := s.v
+	s.v = zero
 	r.deq.Store(pos + 1)
 	s.seq.Store(pos + r.mask + 1)
-	return d, true
+	return v, true
 }

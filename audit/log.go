@@ -120,7 +120,8 @@ type Log struct {
 	errMu    sync.Mutex
 	asyncErr error
 
-	decisions  *decisionRing
+	decisions  *ring[Decision]
+	queues                   // DecisionQueues (decision_code.go)
 	obs        *observer     // logs and metrics of the writer (observe.go)
 	closedFlag atomic.Bool   // closed, readable without mu
 	poke       chan struct{} // wakes the writer when the ring is half full
@@ -164,7 +165,7 @@ func newLog(db *gorm.DB, opts ...Option) *Log {
 		onAppend:   o.onAppend,
 		pending:    make(chan pending, o.buffer),
 		flushes:    make(chan chan error),
-		decisions:  newDecisionRing(o.buffer),
+		decisions:  newRing[Decision](o.buffer),
 		poke:       make(chan struct{}, 1),
 		drainEvery: o.drainEvery,
 		stop:       make(chan struct{}),

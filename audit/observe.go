@@ -49,7 +49,7 @@ func (l *Log) Stats() Stats {
 	last := o.lastErr
 	o.mu.Unlock()
 	return Stats{
-		Queued:   int(l.decisions.len()) + len(l.pending),
+		Queued:   int(l.decisions.len()) + l.queued() + len(l.pending),
 		Capacity: cap(l.pending),
 		Dropped:  o.dropped.Load(), WriteFailures: o.failures.Load(), LastWriteError: last,
 	}
