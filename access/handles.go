@@ -37,10 +37,24 @@ type ActionID struct {
 }
 
 // Place is a resolved municipality (see Checker.Place), or none, for
-// platform modules. The zero Place denies.
+// platform modules. The zero Place denies. A Place names its location
+// across snapshots and full reloads; once the location is deleted it
+// denies.
 type Place struct {
 	checker uint32
-	loc     int32 // tree index; -1 for none
+	loc     int32  // tree index when made; -1 for none
+	id      string // the location's ID: a reload may give it another index
+}
+
+// index returns at's tree index in snap, and false when its location is
+// no longer in snap's tree. A full reload loads the tree in its own order,
+// so the index a Place was made with may name another location there: the
+// ID tells, and the location is then found by it.
+func (at Place) index(snap *snapshot) (int32, bool) {
+	if at.loc < 0 || snap.view.IDIndex(at.loc) == at.id {
+		return at.loc, true
+	}
+	return snap.view.Index(at.id)
 }
 
 // Resolve resolves s for Decide, with the errors of Check: ErrInvalidInput
@@ -98,7 +112,7 @@ func (c *Checker) Place(locationID string) (Place, error) {
 	if level := snap.view.LevelIndex(i); level != location.Municipality {
 		return Place{}, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, locationID, level)
 	}
-	return Place{checker: c.id, loc: i}, nil
+	return Place{checker: c.id, loc: i, id: snap.view.IDIndex(i)}, nil
 }
 
 // Decide is the gate decision of Check (a request without a resource) on
@@ -109,9 +123,14 @@ func (c *Checker) Place(locationID string) (Place, error) {
 func (c *Checker) Decide(p Principal, a ActionID, at Place) (d Decision) {
 	snap := c.snapshot()
 	var sub subject
+	loc, known := at.index(snap)
+	if !known {
+		at.checker = 0 // denies as invalid
+	}
+	at.loc = loc
 	c.decideHandles(snap, &sub, p, a, at, &d)
 	if !d.Allowed || c.auditAllowed {
-		ai, loc := int(a.action)-1, at.loc
+		ai := int(a.action) - 1
 		if a.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
 			ai = -1
 		}

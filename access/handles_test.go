@@ -216,3 +216,35 @@ func TestDecide_FollowsAMoveThatChangesAGrantsAnchor(t *testing.T) {
 	assert.True(t, got.Allowed, "moved back, anchored again")
 	require.NoError(t, access.SnapshotDiff(ctx, c))
 }
+
+// A full reload loads the tree in its own order (by depth, then ID), so a
+// location may get another tree index than the one it had when a Place was
+// made: the Place still names its location, never the one now at its old
+// index.
+func TestDecide_PlaceNamesItsLocationAfterAReloadRenumbersTheTree(t *testing.T) {
+	p := world(t)
+	ctx := context.Background()
+	c := p.Checker
+	sys := access.System()
+	pr, a, at := handlesOf(t, c, access.Subject{UserID: "admin1"}, "occurrences", "update", "M1")
+	require.True(t, c.Decide(pr, a, at).Allowed, "precondition: admin1 is admin at M1")
+
+	// M0 is created last, so it is indexed last; a reload puts it before M1.
+	testkit.Locations(t, p, location.Location{ID: "M0", Level: "municipality", ParentID: "D"})
+	testkit.Member(t, p, "zero", access.RoleAdmin, "M0")
+	zero, err := c.Resolve(ctx, access.Subject{UserID: "zero"})
+	require.NoError(t, err)
+	require.False(t, c.Decide(zero, a, at).Allowed, "precondition: zero holds nothing at M1")
+
+	require.NoError(t, access.Reload(ctx, c))
+	assert.Equal(t, access.Decision{Allowed: true, Reason: access.ReasonRole, Role: access.RoleAdmin, Domain: "M1"}, c.Decide(pr, a, at), "admin1 at M1 after the reload")
+	assert.False(t, c.Decide(zero, a, at).Allowed, "zero's grant at M0 does not count at M1")
+	m0, err := c.Place("M0")
+	require.NoError(t, err)
+	assert.True(t, c.Decide(zero, a, m0).Allowed, "a Place made after the reload")
+
+	require.NoError(t, p.Admin.DeleteLocation(ctx, sys, "M0"))
+	require.NoError(t, access.Reload(ctx, c))
+	assert.Equal(t, access.Decision{Reason: access.ReasonInvalid}, c.Decide(zero, a, m0), "a deleted location's Place denies after a reload")
+	assert.True(t, c.Decide(pr, a, at).Allowed, "admin1 at M1 after the second reload")
+}
