@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall"
 	"github.com/civicstack/townhall/access"
 	"github.com/civicstack/townhall/internal/dbtest"
+	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
@@ -95,7 +97,14 @@ func Member(t testing.TB, p *townhall.Platform, id, role, loc string) {
 func RawGrant(t testing.TB, p *townhall.Platform, id, role, loc string) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := policy.InsertGrant(p.DB().WithContext(ctx), policy.Grant{UserID: id, Role: role, Domain: loc})
+	// Through dbx.Tx, as townhall's own writes go: on SQLite it queues on
+	// the pool's writer lock and retries a lost SQLITE_BUSY, where a bare
+	// statement could be starved by the audit writer for the whole busy
+	// timeout.
+	err := dbx.Tx(ctx, p.DB(), func(tx *gorm.DB) error {
+		_, err := policy.InsertGrant(tx, policy.Grant{UserID: id, Role: role, Domain: loc})
+		return err
+	})
 	require.NoError(t, err)
 	require.NoError(t, p.Checker.RefreshUser(ctx, id))
 }
