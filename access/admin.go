@@ -10,7 +10,6 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
-	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -167,7 +166,7 @@ func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) 
 	st := actorState{user: u, superAdmin: u.superAdmin && !u.technical && actor.ImpersonatorID == ""}
 	if pa, ok := snap.reg.role(RolePlatformAdmin); ok {
 		for _, g := range u.grants {
-			if g.location == policy.PlatformDomain && int(g.role) == pa {
+			if g.platform() && int(g.role) == pa {
 				st.platformAdmin = true
 			}
 		}
@@ -185,14 +184,14 @@ func (st actorState) privileged() bool { return st.system || st.superAdmin || st
 // platform grants).
 func (snap *snapshot) counting(u *userState, loc string) (grants []grant, anchors []*profileState) {
 	for _, g := range u.grants {
-		if g.location == policy.PlatformDomain {
+		if g.platform() {
 			grants, anchors = append(grants, g), append(anchors, nil)
 			continue
 		}
-		if !snap.tree.IsWithin(loc, g.location) {
+		if !snap.tree.IsWithin(loc, snap.grantAt(u, &g)) {
 			continue
 		}
-		p, _ := snap.anchor(u, g.location)
+		p, _ := snap.anchorAt(u, g.loc)
 		if p == nil || !p.active || !p.approved {
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
-	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -189,7 +188,7 @@ func (cur *snapshot) usersAround(next *snapshot, id string) []string {
 			return true
 		}
 		for _, g := range u.grants {
-			if g.location != policy.PlatformDomain && above[g.location] {
+			if !g.platform() && above[cur.grantAt(u, &g)] {
 				out = append(out, uid)
 				break
 			}

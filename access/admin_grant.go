@@ -92,7 +92,7 @@ func (snap *snapshot) checkMembership(target *userState, m Membership) error {
 			return fmt.Errorf("%w: department %q", users.ErrNotFound, m.DepartmentID)
 		}
 	}
-	if _, ok := target.profile(m.LocationID); ok {
+	if _, ok := snap.profile(target, m.LocationID); ok {
 		return fmt.Errorf("%w: user %q already has a profile at %q", users.ErrDuplicate, m.UserID, m.LocationID)
 	}
 	return nil

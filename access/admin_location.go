@@ -120,13 +120,12 @@ func holdersAt(tx *gorm.DB, locs []string) ([]string, error) {
 // holdsWithin reports whether u has a profile or grant inside id's subtree.
 func (u *userState) holdsWithin(snap *snapshot, id string) bool {
 	for _, pr := range u.profiles {
-		loc := pr.location
-		if snap.tree.IsWithin(loc, id) {
+		if snap.tree.IsWithin(snap.locOf(u, pr.loc), id) {
 			return true
 		}
 	}
 	for _, g := range u.grants {
-		if g.location != policy.PlatformDomain && snap.tree.IsWithin(g.location, id) {
+		if !g.platform() && snap.tree.IsWithin(snap.grantAt(u, &g), id) {
 			return true
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
-	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/users"
 )
@@ -44,7 +43,7 @@ func (a *Admin) profileFlag(ctx context.Context, actor Subject, typ, userID, loc
 		if err := snap.checkLocation(loc); err != nil {
 			return err
 		}
-		if _, ok := target.profile(loc); !ok {
+		if _, ok := snap.profile(target, loc); !ok {
 			return fmt.Errorf("%w: no profile of %q at %q", users.ErrNotFound, userID, loc)
 		}
 		return nil
@@ -61,14 +60,15 @@ func (snap *snapshot) mayManageProfile(st actorState, target *userState, loc str
 		return fmt.Errorf("%w: no users:manage covering %q", ErrForbidden, loc)
 	}
 	for _, g := range target.grants {
-		if g.location == policy.PlatformDomain {
+		if g.platform() {
 			continue
 		}
-		if _, at := snap.anchor(target, g.location); at != loc {
+		gl := snap.grantAt(target, &g)
+		if _, at := snap.anchor(target, gl); at != loc {
 			continue
 		}
-		if err := snap.mayGrant(st, int(g.role), g.location); err != nil {
-			return fmt.Errorf("target holds %s at %q: %w", snap.reg.roles[g.role].name, g.location, err)
+		if err := snap.mayGrant(st, int(g.role), gl); err != nil {
+			return fmt.Errorf("target holds %s at %q: %w", snap.reg.roles[g.role].name, gl, err)
 		}
 	}
 	return nil

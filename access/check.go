@@ -227,7 +227,7 @@ func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) 
 func platformRole(snap *snapshot, u *userState, ai int) (string, bool) {
 	best := -1
 	for _, g := range u.grants {
-		if g.location == "*" && snap.reg.roles[g.role].perms.has(ai) && (best < 0 || int(g.role) < best) {
+		if g.platform() && snap.reg.roles[g.role].perms.has(ai) && (best < 0 || int(g.role) < best) {
 			best = int(g.role)
 		}
 	}

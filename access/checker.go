@@ -206,9 +206,9 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 	if err := scanUsers(ctx, db, "", func(id string, u *userState) { s.users.put(id, u, prev) }); err != nil {
 		return nil, err
 	}
-	if err := scanProfiles(ctx, db, s.tree, "", func(userID []byte, r profileRef) {
+	if err := scanProfiles(ctx, db, s.tree, "", func(userID []byte, r profileRef, unknown string) {
 		if u, ok := s.users.get(string(userID)); ok && !u.deleted {
-			u.profiles = append(u.profiles, r)
+			u.addProfile(r, unknown)
 		}
 	}); err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 	// Grants usually come clustered by user: remember the last one.
 	var lastID []byte
 	var last *userState
-	if err := scanGrants(ctx, db, reg, s.tree, "", func(userID []byte, g grant) {
+	if err := scanGrants(ctx, db, reg, s.tree, "", func(userID []byte, g grant, unknown string) {
 		if last == nil || !bytes.Equal(userID, lastID) {
 			last = nil
 			if u, ok := s.users.get(string(userID)); ok && !u.deleted {
@@ -224,7 +224,7 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 			}
 		}
 		if last != nil {
-			last.addGrant(g)
+			last.addGrant(g, unknown)
 		}
 	}); err != nil {
 		return nil, err
@@ -235,7 +235,7 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 	}
 	s.users.each(func(id string, u *userState) bool {
 		s.buildUser(u)
-		if u.pending {
+		if u.isPending() {
 			if s.users.pending == nil {
 				s.users.pending = map[string]struct{}{}
 			}
@@ -322,25 +322,27 @@ func scanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u
 }
 
 // scanProfiles reads live profiles (all, or one user's when userID is
-// set); fn gets the raw user ID, valid during the call only.
-func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID string, fn func(userID []byte, r profileRef)) error {
+// set); fn gets the raw user ID, valid during the call only, and the
+// profile's location ID when tree does not hold it (else "").
+func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID string, fn func(userID []byte, r profileRef, unknown string)) error {
 	err := scanWhere(ctx, db, profileQuery, "user_id", userID, func(c [][]byte) error {
 		allowed, err := decodeCategories(c[3])
 		if err != nil {
 			return err
 		}
-		r := profileRef{loc: -1, p: profileState{
+		r := profileRef{p: profileState{
 			approved: dbx.ParseBool(c[4]), active: dbx.ParseBool(c[5]), allowed: allowed,
 		}}
+		unknown := ""
 		if i, ok := tree.Index(string(c[1])); ok {
-			r.location, r.loc = tree.IDIndex(i), i // share the tree's copy of the ID
+			r.loc = i
 		} else {
-			r.location = string(c[1])
+			unknown = string(c[1])
 		}
 		if len(c[2]) > 0 {
 			r.p.department = string(c[2])
 		}
-		fn(c[0], r)
+		fn(c[0], r, unknown)
 		return nil
 	})
 	if err != nil {
@@ -352,23 +354,24 @@ func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID 
 // scanGrants reads grouping rows (all, or one user's), skipping rows that
 // are not townhall grants or name roles the running registry does not
 // declare (they grant nothing). fn gets the raw user ID, valid during the
-// call only. Location IDs come from the tree where it has them, so a
-// million grants share a thousand strings and cost no allocation each.
-func scanGrants(ctx context.Context, db *gorm.DB, reg *compiled, tree *location.Tree, userID string, fn func(userID []byte, g grant)) error {
+// call only, and the grant's location ID when tree does not hold it (else
+// ""). Grants hold tree indexes, so a million grants cost no string each.
+func scanGrants(ctx context.Context, db *gorm.DB, reg *compiled, tree *location.Tree, userID string, fn func(userID []byte, g grant, unknown string)) error {
 	err := policy.ScanGrants(ctx, db, userID, func(user, role, domain []byte) error {
 		ri, known := reg.roleIx[string(role)]
 		if !known {
 			return nil
 		}
-		g := grant{role: uint16(ri), location: "*", loc: -1}
-		if string(domain) != "*" {
+		g := grant{role: uint16(ri), loc: platformLoc}
+		unknown := ""
+		if string(domain) != policy.PlatformDomain {
 			if i, ok := tree.Index(string(domain)); ok {
-				g.location, g.loc = tree.IDIndex(i), i
+				g.loc = i
 			} else {
-				g.location = string(domain)
+				unknown = string(domain)
 			}
 		}
-		fn(user, g)
+		fn(user, g, unknown)
 		return nil
 	})
 	if err != nil {

@@ -134,11 +134,11 @@ func (snap *snapshot) heldAt(u *userState, ai int, loc string) (held bool, cats 
 		return false, cats
 	}
 	for _, g := range u.grants {
-		if g.location == policy.PlatformDomain || !snap.reg.roles[g.role].perms.has(ai) ||
-			!snap.tree.IsWithin(loc, g.location) {
+		if g.platform() || !snap.reg.roles[g.role].perms.has(ai) ||
+			!snap.tree.IsWithin(loc, snap.grantAt(u, &g)) {
 			continue
 		}
-		p, _ := snap.anchor(u, g.location)
+		p, _ := snap.anchorAt(u, g.loc)
 		if p == nil || !p.active || !p.approved {
 			continue
 		}
@@ -211,8 +211,8 @@ func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
 		}
 		for _, g := range u.grants {
 			actions.union(after.reg.roles[g.role].perms)
-			if g.location != policy.PlatformDomain {
-				points = append(points, g.location)
+			if !g.platform() {
+				points = append(points, after.grantAt(u, &g))
 			}
 		}
 	}

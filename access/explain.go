@@ -118,11 +118,11 @@ func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation
 	}
 	for _, g := range u.grants {
 		out := GrantOutcome{
-			Role: snap.reg.roles[g.role].name, Domain: g.location,
+			Role: snap.reg.roles[g.role].name, Domain: snap.grantAt(u, &g),
 			RoleAllows: snap.reg.roles[g.role].perms.has(ai),
 		}
-		if g.location != "*" {
-			if _, at := snap.anchor(u, g.location); at != "" {
+		if !g.platform() {
+			if _, at := snap.anchor(u, out.Domain); at != "" {
 				out.Anchor = at
 			}
 		}

@@ -245,10 +245,10 @@ func groups(snap *snapshot, u *userState, ai int) []*categoryGroup {
 	var order []string
 	for i := range u.grants {
 		g := &u.grants[i]
-		if g.location == "*" || !snap.reg.roles[g.role].perms.has(ai) {
+		if g.platform() || !snap.reg.roles[g.role].perms.has(ai) {
 			continue
 		}
-		p, _ := snap.anchor(u, g.location)
+		p, _ := snap.anchor(u, snap.grantAt(u, g))
 		if p == nil || !p.approved || !p.active {
 			continue
 		}
@@ -263,7 +263,7 @@ func groups(snap *snapshot, u *userState, ai int) []*categoryGroup {
 			byKey[key] = grp
 			order = append(order, key)
 		}
-		grp.roots = append(grp.roots, g.location)
+		grp.roots = append(grp.roots, snap.grantAt(u, g))
 	}
 	slices.Sort(order)
 	out := make([]*categoryGroup, len(order))

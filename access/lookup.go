@@ -133,14 +133,14 @@ func (c *Checker) lookupIndex(snap *snapshot) *grantIndex {
 			ix.chunks[i] = old.chunks[i]
 			continue
 		}
-		ix.chunks[i] = indexChunk(chunk)
+		ix.chunks[i] = indexChunk(snap, chunk)
 	}
 	c.lookup.Store(ix)
 	return ix
 }
 
 // indexChunk indexes the grants of one chunk of users.
-func indexChunk(chunk *userChunk) chunkIndex {
+func indexChunk(snap *snapshot, chunk *userChunk) chunkIndex {
 	ci := chunkIndex{src: chunk, at: map[string][]heldRole{}}
 	for _, u := range chunk {
 		if u == nil || u.deleted {
@@ -150,8 +150,9 @@ func indexChunk(chunk *userChunk) chunkIndex {
 			ci.global = append(ci.global, u.id)
 		}
 		for _, g := range u.grants {
-			if g.location != "*" {
-				ci.at[g.location] = append(ci.at[g.location], heldRole{user: u.id, role: int(g.role)})
+			if !g.platform() {
+				at := snap.grantAt(u, &g)
+				ci.at[at] = append(ci.at[at], heldRole{user: u.id, role: int(g.role)})
 			}
 		}
 	}

@@ -140,13 +140,13 @@ func readUsersFrom(ctx context.Context, db *gorm.DB, snap *snapshot, userIDs []s
 			return nil, err
 		}
 		if state != nil && !state.deleted {
-			if err := scanProfiles(ctx, db, snap.tree, id, func(_ []byte, r profileRef) {
-				state.profiles = append(state.profiles, r)
+			if err := scanProfiles(ctx, db, snap.tree, id, func(_ []byte, r profileRef, unknown string) {
+				state.addProfile(r, unknown)
 			}); err != nil {
 				return nil, err
 			}
-			if err := scanGrants(ctx, db, snap.reg, snap.tree, id, func(_ []byte, g grant) {
-				state.addGrant(g)
+			if err := scanGrants(ctx, db, snap.reg, snap.tree, id, func(_ []byte, g grant, unknown string) {
+				state.addGrant(g, unknown)
 			}); err != nil {
 				return nil, err
 			}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -61,7 +62,7 @@ type userTable struct {
 	shards *[userShards]*idShard // ID → dense index
 	dense  []*userChunk          // index >> chunkBits → chunk
 	next   uint32                // the next unused index
-	// pending holds the users whose state is pending (userState.pending),
+	// pending holds the users whose state is pending (userState.isPending),
 	// to build again when locations are added; copied on write.
 	pending map[string]struct{}
 }
@@ -125,7 +126,7 @@ func (t userTable) with(changes map[string]*userState) userTable {
 	dropped := map[uint32]bool{}
 	pendingCopied := false
 	for id, u := range changes {
-		if _, was := t.pending[id]; was != (u != nil && u.pending) {
+		if _, was := t.pending[id]; was != (u != nil && u.isPending()) {
 			if !pendingCopied {
 				t.pending, pendingCopied = maps.Clone(t.pending), true
 				if t.pending == nil {
@@ -221,10 +222,11 @@ func (t *userTable) put(id string, u *userState, prev *userTable) {
 	t.dense[c][ix&(chunkSize-1)] = u
 }
 
-// userState is one user's part of the snapshot. It is built whole on every
-// change to the user, its profiles or its grants, and never mutated once
-// published. The fields a check reads come first, so that for most users a
-// check touches the record's first cache lines and nothing else of it.
+// userState is one user's part of the snapshot, 104 bytes. It is built
+// whole on every change to the user, its profiles or its grants, and never
+// mutated once published. The fields a check reads come first, so that for
+// most users a check touches the record's first cache lines and nothing
+// else of it.
 type userState struct {
 	idx                                    uint32 // dense index (userTable)
 	deleted, active, superAdmin, technical bool
@@ -240,21 +242,83 @@ type userState struct {
 
 	id       string
 	profiles []profileRef
-	// pending: a grant or profile names a location the tree does not hold
-	// (yet); the state is built again when locations are added.
-	pending bool
+	// unknown names the locations of grants and profiles that the tree
+	// does not hold (yet), by index (see locOf); nil for almost every user.
+	// A user with one is pending: its state is built again when locations
+	// are added.
+	unknown *[]string
 }
 
-// grant is one role held at a location (or "*"), 24 bytes. buildUser
+// Location indexes of grants and profiles: a tree index (live, or of a
+// location removed since), platformLoc for a platform grant ("*"), or, at
+// firstUnknownLoc and below, a location the tree does not hold, named in
+// userState.unknown. Records hold these indexes, never the IDs: a million
+// grants cost no string each.
+const (
+	platformLoc     int32 = -1
+	firstUnknownLoc int32 = -2
+)
+
+// grant is one role held at a location (or "*"), 8 bytes. buildUser
 // resolves its anchor profile (SPEC §1: the nearest profile at the grant's
 // location or above it); a location grant that has one counts, with that
 // profile's flags.
 type grant struct {
-	location string // location ID or "*"; the tree's copy when it has one
-	loc      int32  // tree index of location, -1 for "*" or a location not in the tree
-	role     uint16 // index into compiled.roles
-	flags    uint8  // grantCounts; failNotApproved, failInactive of the anchor; openCategories
-	anchor   uint8  // index of the anchor profile in userState.profiles, anchorFar past 254
+	loc    int32  // location index (see platformLoc)
+	role   uint16 // index into compiled.roles
+	flags  uint8  // grantCounts; failNotApproved, failInactive of the anchor; openCategories
+	anchor uint8  // index of the anchor profile in userState.profiles, anchorFar past 254
+}
+
+// platform reports whether g is a platform grant ("*").
+func (g *grant) platform() bool { return g.loc == platformLoc }
+
+// isPending reports whether a grant or profile of u names a location the
+// tree does not hold.
+func (u *userState) isPending() bool { return u.unknown != nil }
+
+// locOf returns the location ID that index loc stands for in u's records
+// (see platformLoc), read from s's tree: a record's tree index names the
+// same location in every later snapshot, since tree changes never reuse
+// an index and a full reload builds every record again.
+func (s *snapshot) locOf(u *userState, loc int32) string {
+	switch {
+	case loc >= 0:
+		return s.view.NameIndex(loc)
+	case loc == platformLoc:
+		return policy.PlatformDomain
+	}
+	return (*u.unknown)[firstUnknownLoc-loc]
+}
+
+// grantAt returns the location ID of g, a grant of u ("*" for a platform
+// grant).
+func (s *snapshot) grantAt(u *userState, g *grant) string { return s.locOf(u, g.loc) }
+
+// nameUnknown returns the location index standing for id, a location the
+// tree does not hold, in u's unknown names, adding it when new. u must not
+// be published yet, nor its unknown list shared with a published record.
+func (u *userState) nameUnknown(id string) int32 {
+	if u.unknown == nil {
+		u.unknown = &[]string{}
+	}
+	names := *u.unknown
+	for i, n := range names {
+		if n == id {
+			return firstUnknownLoc - int32(i)
+		}
+	}
+	*u.unknown = append(names, id)
+	return firstUnknownLoc - int32(len(names))
+}
+
+// locIndex returns the location index of id for a record of u being
+// built: its tree index in tree, or else an unknown name of u.
+func (u *userState) locIndex(tree *location.Tree, id string) int32 {
+	if i, ok := tree.Index(id); ok {
+		return i
+	}
+	return u.nameUnknown(id)
 }
 
 const (
@@ -269,13 +333,26 @@ const (
 	anchorFar = 255
 )
 
-// addGrant appends g to u's grants, in u's inline array while it has room.
+// addGrant appends g to u's grants, in u's inline array while it has room;
+// unknown, when not empty, is g's location, which the tree does not hold.
 // u must not be published yet.
-func (u *userState) addGrant(g grant) {
+func (u *userState) addGrant(g grant, unknown string) {
+	if unknown != "" {
+		g.loc = u.nameUnknown(unknown)
+	}
 	if u.grants == nil {
 		u.grants = u.inline[:0]
 	}
 	u.grants = append(u.grants, g)
+}
+
+// addProfile appends r to u's profiles; unknown, when not empty, is r's
+// location, which the tree does not hold. u must not be published yet.
+func (u *userState) addProfile(r profileRef, unknown string) {
+	if unknown != "" {
+		r.loc = u.nameUnknown(unknown)
+	}
+	u.profiles = append(u.profiles, r)
 }
 
 // counts reports whether g is a location grant with an anchor profile.
@@ -298,21 +375,20 @@ func (g *grant) allowsCategory(s *snapshot, u *userState, category string) bool 
 	return ok
 }
 
-// profileRef is a profile with the location it is at, 64 bytes; the
+// profileRef is a profile with the location it is at, 48 bytes; the
 // profile's state is held by value (never shared between records).
 type profileRef struct {
-	location string
-	p        profileState
-	loc      int32 // tree index, -1 when the location is not in the tree
+	p   profileState
+	loc int32 // location index (see platformLoc; never platformLoc)
 	// eff is p's effective categories when they are not all (nil: none),
 	// set by buildUser.
 	eff categorySet
 }
 
-// profile returns the user's profile at location id.
-func (u *userState) profile(id string) (*profileState, bool) {
+// profile returns u's profile at location id.
+func (s *snapshot) profile(u *userState, id string) (*profileState, bool) {
 	for i := range u.profiles {
-		if u.profiles[i].location == id {
+		if s.locOf(u, u.profiles[i].loc) == id {
 			return &u.profiles[i].p, true
 		}
 	}
@@ -398,12 +474,11 @@ func (s *snapshot) anchorRef(u *userState, loc int32) (int, int32) {
 	if len(u.profiles) == 0 {
 		return -1, -1
 	}
-	for i := loc; i >= 0; i = s.tree.ParentIndex(i) {
+	for i := loc; i >= 0; i = s.view.ParentIndex(i) {
 		for k := range u.profiles {
-			r := &u.profiles[k]
-			// A profile whose location the state was built before (see
-			// buildUser) is matched by ID.
-			if r.loc == i || r.loc < 0 && r.location == s.tree.IDIndex(i) {
+			// A profile at a location the tree did not hold when the state
+			// was built (see buildUser) is matched by ID.
+			if r := u.profiles[k].loc; r == i || r <= firstUnknownLoc && s.locOf(u, r) == s.view.IDIndex(i) {
 				return k, i
 			}
 		}
@@ -507,7 +582,11 @@ func (s *snapshot) reindexDisabled() {
 // permissions and the counted grants of the check path. The state must not
 // be published yet.
 func (s *snapshot) buildUser(u *userState) {
-	u.platformPerms, u.pending = nil, false
+	// The unknown names are read from the list u was built with and kept
+	// in a new one: that list may be a published record's.
+	unknown := u.unknown
+	name := func(loc int32) string { return (*unknown)[firstUnknownLoc-loc] }
+	u.platformPerms, u.unknown = nil, nil
 	// The rows were appended one by one: keep no spare capacity.
 	u.profiles = fitted(u.profiles)
 	if len(u.grants) > len(u.inline) {
@@ -519,19 +598,14 @@ func (s *snapshot) buildUser(u *userState) {
 		if cats, all := s.effectiveCategories(&r.p); !all {
 			r.eff = newCategorySet(cats)
 		}
-		if r.loc < 0 {
-			if ix, ok := s.tree.Index(r.location); ok {
-				r.loc = ix
-			} else {
-				u.pending = true
-			}
+		if r.loc <= firstUnknownLoc {
+			r.loc = u.locIndex(s.tree, name(r.loc))
 		}
 	}
 	for i := range u.grants {
 		g := &u.grants[i]
 		g.flags, g.anchor = 0, 0
-		if g.location == "*" {
-			g.loc = -1
+		if g.platform() {
 			if u.platformPerms == nil {
 				ps := newPermSet(len(s.reg.actions))
 				u.platformPerms = &ps
@@ -539,13 +613,10 @@ func (s *snapshot) buildUser(u *userState) {
 			u.platformPerms.union(s.reg.roles[g.role].perms)
 			continue
 		}
-		if g.loc < 0 {
-			ix, ok := s.tree.Index(g.location)
-			if !ok {
-				u.pending = true
+		if g.loc <= firstUnknownLoc {
+			if g.loc = u.locIndex(s.tree, name(g.loc)); g.loc < 0 {
 				continue // counts for nothing until the location is known
 			}
-			g.location, g.loc = s.tree.IDIndex(ix), ix
 		}
 		k, _ := s.anchorRef(u, g.loc)
 		if k < 0 {

@@ -17,14 +17,16 @@ func SnapshotInvariant(c *Checker) error {
 	var err error
 	snap.users.each(func(id string, u *userState) bool {
 		for _, g := range u.grants {
-			if _, ok := snap.tree.Index(g.location); g.location != "*" && !ok {
-				err = fmt.Errorf("user %s holds a grant at %s, which the tree lacks", id, g.location)
+			at := snap.grantAt(u, &g)
+			if _, ok := snap.tree.Index(at); !g.platform() && !ok {
+				err = fmt.Errorf("user %s holds a grant at %s, which the tree lacks", id, at)
 				return false
 			}
 		}
 		for _, p := range u.profiles {
-			if _, ok := snap.tree.Index(p.location); !ok {
-				err = fmt.Errorf("user %s has a profile at %s, which the tree lacks", id, p.location)
+			at := snap.locOf(u, p.loc)
+			if _, ok := snap.tree.Index(at); !ok {
+				err = fmt.Errorf("user %s has a profile at %s, which the tree lacks", id, at)
 				return false
 			}
 		}
@@ -69,15 +71,15 @@ func describeUsers(s *snapshot) string {
 	s.users.each(func(id string, u *userState) bool {
 		var parts []string
 		for _, g := range u.grants {
-			parts = append(parts, s.reg.roles[g.role].name+"@"+g.location)
+			parts = append(parts, s.reg.roles[g.role].name+"@"+s.grantAt(u, &g))
 		}
 		for _, p := range u.profiles {
-			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", p.location, p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
+			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", s.locOf(u, p.loc), p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
 		}
 		for _, g := range u.grants {
 			if g.counts() {
 				k, _ := s.anchorRef(u, g.loc)
-				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, u.profiles[k].location))
+				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, s.locOf(u, u.profiles[k].loc)))
 			}
 		}
 		if s.users.at(u.idx) != u {

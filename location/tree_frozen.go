@@ -162,6 +162,16 @@ func (v View) IDIndex(i int32) string {
 	return v.nodes[i].id
 }
 
+// NameIndex returns the ID of the location of index i, removed or not
+// (indexes are never reused, so an index names one location for the
+// tree's lifetime and its clones'); "" when i is out of range.
+func (v View) NameIndex(i int32) string {
+	if uint32(i) >= uint32(len(v.nodes)) {
+		return ""
+	}
+	return v.nodes[i].id
+}
+
 // IsWithinIndex is Tree.IsWithinIndex.
 func (v View) IsWithinIndex(x, y int32) bool {
 	if !v.LiveIndex(x) || !v.LiveIndex(y) {
