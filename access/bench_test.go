@@ -212,6 +212,18 @@ func BenchmarkDecide(b *testing.B) {
 	})
 }
 
+// BenchmarkDecideFloor is BenchmarkDecide reading only the snapshot and
+// the subject's record, as every decision does first: what a decision
+// costs before any of its logic, on the same requests in the same order.
+func BenchmarkDecideFloor(b *testing.B) {
+	benchPlatform(b)
+	reqs := benchHandles(b, bench.gate)
+	c := bench.p.Checker
+	benchDecisions(b, len(reqs), func(i int) bool {
+		return access.TouchUser(c, reqs[i].p)
+	})
+}
+
 // BenchmarkSnapshotMemory opens a second platform on the benchmark
 // database and reports the heap it holds per user (with its profile and
 // two grants, or what benchSpec's variables set) and the time Open takes.

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"math/bits"
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
@@ -37,7 +38,7 @@ func (c *Checker) Check(ctx context.Context, s Subject, req Request) (Decision, 
 	)
 	err := c.decideAt(c.snapshot(), &s, &req, &at, &d)
 	if err != nil {
-		d = Decision{Reason: ReasonInvalid}
+		d = deny(ReasonInvalid)
 	}
 	if !d.Allowed || c.auditAllowed {
 		if !at.resolved || !c.recordCode(at.snap, &at.sub, at.ai, at.loc, &d) {
@@ -246,7 +247,7 @@ const (
 	failInactive
 )
 
-var failReasons = []Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope, ReasonProfileNotApproved, ReasonProfileInactive}
+var failReasons = [...]Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope, ReasonProfileNotApproved, ReasonProfileInactive}
 
 // decideGrants is steps 8 and 9: the counted grants of u whose role
 // allows action ai.
@@ -266,10 +267,10 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 		var dist int
 		switch {
 		case res == nil:
-			if !view.IsWithinIndex(sc.muniIx, g.loc) && !view.IsWithinIndex(g.loc, sc.muniIx) {
+			var related bool
+			if dist, related = view.Lineage(sc.muniIx, g.loc); !related {
 				f |= failOutOfScope
 			}
-			dist = abs(view.DepthIndex(sc.muniIx) - view.DepthIndex(g.loc))
 		case act.affiliated:
 			// Instead of the location rule: the record's organisation.
 			inScope, linked := c.affiliated(snap, u, u.id, res, view.IDIndex(g.loc), act.module)
@@ -311,20 +312,11 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 		*d = allow(ReasonRole, reg.roles[best.role].name, view.IDIndex(best.loc))
 		return
 	}
-	for i, r := range failReasons {
-		if fails&(1<<i) != 0 {
-			*d = deny(r)
-			return
-		}
+	if fails != 0 {
+		*d = deny(failReasons[bits.TrailingZeros(uint(fails))])
+		return
 	}
 	*d = deny(ReasonNoGrant)
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 func allow(r Reason, role, domain string) Decision {

@@ -92,7 +92,7 @@ func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation
 	snap := c.snapshot()
 	d, err := c.decide(snap, &s, &req)
 	if err != nil {
-		d = Decision{Reason: ReasonInvalid}
+		d = deny(ReasonInvalid)
 	}
 	ex := Explanation{Decision: d, Err: err}
 	last := decidingStep(d.Reason, s.UserID == "")

@@ -22,7 +22,7 @@ func (c *Checker) CheckModule(ctx context.Context, s Subject, module, action str
 	snap := c.snapshot()
 	d, muni, err := c.decideModule(ctx, snap, s, module, action)
 	if err != nil {
-		d = Decision{Reason: ReasonInvalid}
+		d = deny(ReasonInvalid)
 	}
 	if !d.Allowed || c.auditAllowed {
 		c.recordDecision(&s, &Request{Municipality: muni, Module: module, Action: action}, &d)

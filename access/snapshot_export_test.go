@@ -96,3 +96,11 @@ func describeUsers(s *snapshot) string {
 // Reload replaces the checker's snapshot with a fresh load, as Sync does
 // for a replica far behind. Tests only.
 func Reload(ctx context.Context, c *Checker) error { return c.reload(ctx) }
+
+// TouchUser reads what every decision on p reads before deciding anything:
+// the published snapshot and the subject's record in it. Benchmarks only
+// (BenchmarkDecideFloor).
+func TouchUser(c *Checker, p Principal) bool {
+	u := c.snapshot().users.at(p.user - 1)
+	return u != nil && u.active
+}

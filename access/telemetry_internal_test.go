@@ -24,6 +24,9 @@ func TestReasonIndex_EveryReasonHasItsOwnCounter(t *testing.T) {
 		seen[i] = r
 	}
 	assert.Len(t, seen, numReasons)
+	for _, r := range []Reason{"", "x", "rolf", "super_adminx", "rose", "pubcil"} {
+		assert.Equal(t, numReasons-1, reasonIndex(r), "an unlisted reason %q counts as the last", r)
+	}
 }
 
 // TestObserver_TimedCheckAllocatesNothing measures the path of a sampled

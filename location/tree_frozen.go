@@ -172,6 +172,25 @@ func (v View) NameIndex(i int32) string {
 	return v.nodes[i].id
 }
 
+// Lineage reports whether one of x and y lies in the other's subtree (or
+// is the other), and how many levels apart they are: IsWithinIndex in
+// either direction and the difference of depths, in one step. Removed or
+// out-of-range indexes are related to nothing.
+func (v View) Lineage(x, y int32) (levels int, related bool) {
+	if uint32(x) >= uint32(len(v.nodes)) || uint32(y) >= uint32(len(v.nodes)) {
+		return 0, false
+	}
+	// A node's ancestors end with itself, and a removed node has none: the
+	// deeper one's ancestor at the other's depth is the other when they
+	// are related.
+	ax, ay := v.nodes[x].anc, v.nodes[y].anc
+	if len(ax) < len(ay) {
+		ax, ay = ay, ax
+	}
+	n := len(ay)
+	return len(ax) - n, n > 0 && ax[n-1] == ay[n-1]
+}
+
 // IsWithinIndex is Tree.IsWithinIndex.
 func (v View) IsWithinIndex(x, y int32) bool {
 	if !v.LiveIndex(x) || !v.LiveIndex(y) {
