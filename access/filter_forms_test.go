@@ -11,7 +11,7 @@ import (
 )
 
 // The differential test (TestFilter_AgreesWithCheck) with each form of the
-// subtree conditions on PostgreSQL, and on MySQL and MariaDB, forced on the
+// subtree conditions on PostgreSQL, SQLite, and MySQL and MariaDB, forced on the
 // same worlds (dbx.WithFilterForm): whichever form the subtree sizes and
 // the host's index pick, the rows a scoped query returns are the rows
 // Check allows.
@@ -23,7 +23,7 @@ func TestFilter_AgreesWithCheckInEveryForm(t *testing.T) {
 	case "mysql":
 		forms = []dbx.FilterForm{dbx.FormMyExact, dbx.FormMyKey, dbx.FormMyBinary}
 	default:
-		t.Skip("one form on this database: TestFilter_AgreesWithCheck covers it")
+		forms = []dbx.FilterForm{dbx.FormJoin, dbx.FormLeaf}
 	}
 	// One seed: TestFilter_AgreesWithCheck runs them all in the forms
 	// their sizes pick.

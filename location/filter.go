@@ -354,6 +354,9 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 	if f.kind == filterSubtrees && mysql {
 		return f.myCondition(f.myForm(db, col), col), nil
 	}
+	if f.kind == filterSubtrees && dialect == dbx.SQLite && f.sqLeaf(db, col) {
+		return f.leafCondition(col, subquery("descendant_id", subtreesOf, f.roots)), nil
+	}
 	var in clause.Expression
 	switch {
 	case f.kind == filterLive && mysql:
@@ -362,6 +365,11 @@ func (f Filter) Condition(db *gorm.DB, column string) (clause.Expression, error)
 		in = exactIn(mysql, col, "descendant_id", PathsTable)
 	case f.kind == filterLive:
 		in = exactIn(mysql, col, "id", LocationsTable+" WHERE deleted_at IS NULL")
+	case len(f.exclude) > 0:
+		// A subtrees filter on SQLite (the other databases have theirs):
+		// carve-outs inside the one subquery, so that each record is
+		// looked up once, against the locations selected.
+		return exactIn(false, col, "descendant_id", subtreesOf+" AND descendant_id NOT IN (SELECT descendant_id FROM "+subtreesOf+")", f.roots, f.exclude), nil
 	default:
 		in = exactIn(mysql, col, "descendant_id", subtreesOf, f.roots)
 	}
@@ -383,15 +391,8 @@ func (f Filter) pgCondition(form pgForm, col clause.Column) clause.Expression {
 	if len(f.exclude) > 0 {
 		sub = subquery("descendant_id", subtreesOf+" AND descendant_id NOT IN (SELECT descendant_id FROM "+subtreesOf+")", f.roots, f.exclude)
 	}
-	switch {
-	case form == pgLeaf && f.leaf():
-		// One comparison per record, as "col = ?" costs, where every other
-		// form probes a hash or searches an array; the InitPlan after OR
-		// adds the subtree should the leaf have gained children since the
-		// filter was built.
-		return clause.Expr{SQL: "(? = (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id = ? AND descendant_id = ?)" +
-			" OR (SELECT EXISTS (SELECT 1 FROM " + PathsTable + " WHERE ancestor_id = ? AND depth > 0)) AND ? IN (?))",
-			Vars: []any{col, f.roots[0], f.roots[0], f.roots[0], col, sub}}
+	if form == pgLeaf && f.leaf() {
+		return f.leafCondition(col, sub)
 	}
 	switch form {
 	case pgHashed:
@@ -405,6 +406,35 @@ func (f Filter) pgCondition(form pgForm, col clause.Column) clause.Expression {
 		return clause.Expr{SQL: "(? = ANY(ARRAY(?)))", Vars: []any{col, sub}}
 	}
 	return clause.Expr{SQL: "(? IN (?))", Vars: []any{col, sub}}
+}
+
+// leafCondition is the leaf form of a filter of one leaf root (f.leaf)
+// on PostgreSQL and SQLite: one comparison per record, as "col = ?"
+// costs, where every other form probes a hash, an index or an array. The
+// subqueries do not depend on the record, so the server runs each once; the
+// one after OR adds the subtree sub should the leaf have gained children
+// since the filter was built.
+func (f Filter) leafCondition(col clause.Column, sub clause.Expression) clause.Expression {
+	return clause.Expr{SQL: "(? = (SELECT descendant_id FROM " + PathsTable + " WHERE ancestor_id = ? AND descendant_id = ?)" +
+		" OR (SELECT EXISTS (SELECT 1 FROM " + PathsTable + " WHERE ancestor_id = ? AND depth > 0)) AND ? IN (?))",
+		Vars: []any{col, f.roots[0], f.roots[0], f.roots[0], col, sub}}
+}
+
+// sqForms maps the forms tests may force (dbx.WithFilterForm) to whether
+// SQLite takes the leaf form (else the semi-join).
+var sqForms = map[dbx.FilterForm]bool{dbx.FormJoin: false, dbx.FormLeaf: true}
+
+// sqLeaf reports whether a SubtreesFilter on SQLite takes the leaf form:
+// for one leaf root over a column without an index (with one, the
+// semi-join reads the records in scope through it).
+func (f Filter) sqLeaf(db *gorm.DB, col clause.Column) bool {
+	if !f.leaf() {
+		return false
+	}
+	if leaf, ok := forcedForm(db, sqForms); ok {
+		return leaf
+	}
+	return hostIndex(db, col) == unindexed
 }
 
 // myForm names the MySQL and MariaDB forms of a subtrees condition.

@@ -15,7 +15,7 @@ import (
 type indexState uint8
 
 const (
-	indexUnknown indexState = iota // not PostgreSQL, a dry run, an alias or a failed lookup
+	indexUnknown indexState = iota // a dry run, an alias, another database or a failed lookup
 	indexed                        // a valid, non-partial index whose first column is the column
 	unindexed                      // none
 )
@@ -66,6 +66,12 @@ const indexQuery = `SELECT CASE WHEN to_regclass(@t) IS NULL THEN NULL ELSE EXIS
 
 // myIndexQuery is indexQuery for MySQL and MariaDB, in the current
 // database: NULL when no such table exists.
+// sqIndexQuery is indexQuery on SQLite: NULL for an unknown table, else
+// whether one of its full (not partial) indexes starts with the column.
+const sqIndexQuery = `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = @t COLLATE NOCASE)` +
+	` THEN NULL ELSE EXISTS (SELECT 1 FROM pragma_index_list(@t) AS l, pragma_index_info(l.name) AS i` +
+	` WHERE l.partial = 0 AND i.seqno = 0 AND i.name = @c COLLATE NOCASE) END`
+
 const myIndexQuery = `SELECT CASE WHEN (SELECT COUNT(*) FROM information_schema.tables` +
 	` WHERE table_schema = DATABASE() AND table_name = @t) = 0 THEN NULL ELSE EXISTS (SELECT 1 FROM information_schema.statistics` +
 	` WHERE table_schema = DATABASE() AND table_name = @t AND column_name = @c AND seq_in_index = 1) END`
@@ -93,7 +99,12 @@ func hostIndex(db *gorm.DB, col clause.Column) indexState {
 	query := indexQuery
 	switch dbx.DialectOf(db) {
 	case dbx.SQLite:
-		return indexUnknown
+		query = sqIndexQuery
+		if c, valid := dbx.ParseColumn(table); valid && c.Table == "" {
+			name, ok = table, true
+		} else {
+			ok = false // an attached database: not looked up
+		}
 	case dbx.MySQL:
 		query = myIndexQuery
 		if c, valid := dbx.ParseColumn(table); valid && c.Table == "" {
