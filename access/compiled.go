@@ -50,7 +50,9 @@ type compiled struct {
 	actions  []actionInfo
 	actionIx map[string]map[string]int // module → action → index
 	flat     map[string]int            // the same, keyed "module\x00action", in one lookup
-	modules  []string                  // module index → name
+	// slots is a direct-mapped table in front of flat (see action).
+	slots    *[actionSlots]actionSlot
+	modules  []string // module index → name
 	moduleIx map[string]int
 	roles    []roleInfo // sorted by name
 	roleIx   map[string]int
@@ -88,6 +90,21 @@ func (r *Registry) compile() (*compiled, error) {
 				authenticated: slices.Contains(def.Roles, RoleAuthenticated),
 				readOnly:      def.ReadOnly, affiliated: def.Affiliated,
 			})
+		}
+	}
+	c.slots = &[actionSlots]actionSlot{}
+	for k := range c.slots {
+		c.slots[k].index = -1
+	}
+	taken := map[uint8]int{}
+	for i, info := range c.actions {
+		k := actionSlotOf(info.module, info.action)
+		taken[k]++
+		c.slots[k] = actionSlot{module: info.module, action: info.action, index: int32(i)}
+	}
+	for k, n := range taken {
+		if n > 1 {
+			c.slots[k] = actionSlot{index: -1} // shared: found through flat
 		}
 	}
 	n := len(c.actions)
@@ -160,6 +177,14 @@ const flatKeyMax = 128
 
 // action returns the index of module.action.
 func (c *compiled) action(module, action string) (int, error) {
+	if module != "" && action != "" {
+		// Most calls name an action that has a slot of its own: two
+		// string comparisons (a pointer comparison each when the caller
+		// passes the registry's constants) instead of hashing the names.
+		if s := &c.slots[actionSlotOf(module, action)]; s.index >= 0 && s.module == module && s.action == action {
+			return int(s.index), nil
+		}
+	}
 	if len(module)+len(action) < flatKeyMax {
 		var buf [flatKeyMax]byte
 		n := copy(buf[:], module)
@@ -180,6 +205,25 @@ func (c *compiled) action(module, action string) (int, error) {
 		return 0, fmt.Errorf("%w %q in module %q", ErrUnknownAction, action, module)
 	}
 	return i, nil
+}
+
+// actionSlots is the size of compiled.slots.
+const actionSlots = 256
+
+// actionSlot is the one action whose names map to a slot of
+// compiled.slots; index -1 for a slot no action or several share.
+type actionSlot struct {
+	module, action string
+	index          int32
+}
+
+// actionSlotOf maps non-empty names to a slot of compiled.slots by their
+// lengths and end bytes: no loop over the names, and the actions of a
+// registry rarely share one (those that do are found through flat).
+func actionSlotOf(module, action string) uint8 {
+	h := uint(len(module))*37 + uint(module[0])*11 + uint(module[len(module)-1])*5 +
+		uint(len(action))*131 + uint(action[0])*17 + uint(action[len(action)-1])*3
+	return uint8(h ^ h>>8)
 }
 
 // role returns the index of a grantable role, resolving the staff alias.

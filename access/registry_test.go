@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -233,4 +234,53 @@ func TestLoadRegistry_ErrorsNameThePlace(t *testing.T) {
 	}
 	_, err := LoadRegistry(nil)
 	assert.ErrorIs(t, err, ErrInvalidInput)
+}
+
+// compiled.action finds every action, whether it has a slot of its own or
+// shares one (a registry of many similar names forces both), by names
+// that are equal but not the registry's own strings, and refuses names it
+// does not declare, including ones that map to a declared action's slot.
+func TestCompiled_ActionFindsEveryActionBySlotOrMap(t *testing.T) {
+	r := DefaultRegistry()
+	for m := range 40 {
+		actions := map[string]Action{}
+		for a := range 8 {
+			actions[fmt.Sprintf("act%d", a)] = Action{Roles: []string{RoleAdmin}}
+		}
+		require.NoError(t, r.AddModule(fmt.Sprintf("mod%02d", m), actions))
+	}
+	c, err := r.compile()
+	require.NoError(t, err)
+	shared, own := 0, 0
+	for i, info := range c.actions {
+		if s := c.slots[actionSlotOf(info.module, info.action)]; s.index == int32(i) {
+			own++
+		} else {
+			require.Equal(t, int32(-1), s.index, "a slot holds its own action or none")
+			shared++
+		}
+		// Copies: equal names in other memory.
+		ai, err := c.action(strings.Clone(info.module), strings.Clone(info.action))
+		require.NoError(t, err)
+		assert.Equal(t, i, ai, "%s.%s", info.module, info.action)
+	}
+	assert.Positive(t, own)
+	assert.Positive(t, shared)
+	for _, tc := range [][2]string{{"mod00", "act9"}, {"mod99", "act0"}, {"occurrences", "viewx"}, {"", "view"}, {"occurrences", ""}} {
+		_, err := c.action(tc[0], tc[1])
+		assert.True(t, errors.Is(err, ErrUnknownModule) || errors.Is(err, ErrUnknownAction), "%q.%q: %v", tc[0], tc[1], err)
+	}
+	// A name of a declared action's slot that is not that action.
+	tried := 0
+	for _, s := range c.slots {
+		if s.index < 0 || len(s.module) < 3 {
+			continue
+		}
+		other := s.module[:1] + strings.Repeat("~", len(s.module)-2) + s.module[len(s.module)-1:]
+		require.Equal(t, actionSlotOf(s.module, s.action), actionSlotOf(other, s.action))
+		_, err := c.action(other, s.action)
+		assert.ErrorIs(t, err, ErrUnknownModule, "%q", other)
+		tried++
+	}
+	assert.Positive(t, tried)
 }
