@@ -112,7 +112,7 @@ func (snap *snapshot) categoriesWithin(u *userState, loc string, allowed []strin
 			own[cat] = struct{}{}
 		}
 	}
-	target := &profileState{allowed: newCategorySet(allowed), department: department}
+	target := &profileState{allowed: newCategorySet(allowed), department: deptOf(department)}
 	if snap.unrestrictedCategories(target) {
 		return false
 	}

@@ -120,7 +120,7 @@ func holdersAt(tx *gorm.DB, locs []string) ([]string, error) {
 // holdsWithin reports whether u has a profile or grant inside id's subtree.
 func (u *userState) holdsWithin(snap *snapshot, id string) bool {
 	for _, pr := range u.profiles {
-		if snap.tree.IsWithin(snap.locOf(u, pr.loc), id) {
+		if snap.tree.IsWithin(snap.locOf(u, pr.p.loc), id) {
 			return true
 		}
 	}

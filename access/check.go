@@ -148,7 +148,7 @@ func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInf
 			*d = allow(ReasonAuthenticated, "", "")
 			return
 		}
-		if u.platformPerms != nil && u.platformPerms.has(ai) {
+		if u.hasPlatform(ai) {
 			role, _ := platformRole(snap, u, ai)
 			*d = allow(ReasonPlatformRole, role, "*")
 			return
@@ -353,7 +353,7 @@ func (c *Checker) canAccessModule(snap *snapshot, sub subject, ai int) bool {
 	case sub.superAdmin():
 		return true
 	}
-	platform := u.platformPerms != nil && u.platformPerms.has(ai)
+	platform := u.hasPlatform(ai)
 	if act.platform {
 		if platform {
 			return true

@@ -335,12 +335,12 @@ func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID 
 		}}
 		unknown := ""
 		if i, ok := tree.Index(string(c[1])); ok {
-			r.loc = i
+			r.p.loc = i
 		} else {
 			unknown = string(c[1])
 		}
 		if len(c[2]) > 0 {
-			r.p.department = string(c[2])
+			r.p.department = deptOf(string(c[2]))
 		}
 		fn(c[0], r, unknown)
 		return nil

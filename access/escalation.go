@@ -172,7 +172,7 @@ func (snap *snapshot) heldFor(u *userState, userID string, ai int, org string, n
 
 // platformHolds reports whether active u holds action ai platform-wide.
 func platformHolds(u *userState, ai int) bool {
-	return activeUser(u) && u.platformPerms != nil && u.platformPerms.has(ai)
+	return activeUser(u) && u.hasPlatform(ai)
 }
 
 // gainsOf returns what user id gains from before to after. moved, when set,

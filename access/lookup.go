@@ -146,7 +146,7 @@ func indexChunk(snap *snapshot, chunk *userChunk) chunkIndex {
 		if u == nil || u.deleted {
 			continue
 		}
-		if u.superAdmin || u.platformPerms != nil {
+		if u.superAdmin || u.hasPlatformGrant() {
 			ci.global = append(ci.global, u.id)
 		}
 		for _, g := range u.grants {

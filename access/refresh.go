@@ -81,7 +81,7 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 		changes := map[string]*userState{}
 		next.users.each(func(id string, u *userState) bool {
 			for _, r := range u.profiles {
-				if r.p.department != "" && slices.Contains(p.departments, r.p.department) {
+				if d := r.p.department.id(); d != "" && slices.Contains(p.departments, d) {
 					changes[id] = next.rebuilt(u)
 					break
 				}

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
+	"unique"
 
 	"github.com/civicstack/townhall/internal/policy"
 	"github.com/civicstack/townhall/location"
@@ -222,7 +223,7 @@ func (t *userTable) put(id string, u *userState, prev *userTable) {
 	t.dense[c][ix&(chunkSize-1)] = u
 }
 
-// userState is one user's part of the snapshot, 104 bytes. It is built
+// userState is one user's part of the snapshot, 96 bytes. It is built
 // whole on every change to the user, its profiles or its grants, and never
 // mutated once published. The fields a check reads come first, so that for
 // most users a check touches the record's first cache lines and nothing
@@ -236,17 +237,40 @@ type userState struct {
 	// users the array is inline.
 	grants []grant
 	inline [2]grant
-	// platformPerms is the union of the permissions of the platform grants,
-	// nil without any: a pointer, as most users have none.
-	platformPerms *permSet
+	// rare holds what most users lack (platform grants, locations the tree
+	// does not hold): nil for them.
+	rare *userRare
 
 	id       string
 	profiles []profileRef
+}
+
+// userRare is the part of a userState most users do not need.
+type userRare struct {
+	// platformPerms is the union of the permissions of the platform
+	// grants, nil without any.
+	platformPerms permSet
 	// unknown names the locations of grants and profiles that the tree
-	// does not hold (yet), by index (see locOf); nil for almost every user.
-	// A user with one is pending: its state is built again when locations
-	// are added.
-	unknown *[]string
+	// does not hold (yet), by index (see locOf). A user with one is
+	// pending: its state is built again when locations are added.
+	unknown []string
+}
+
+// hasPlatform reports whether a platform grant of u gives action index ai.
+func (u *userState) hasPlatform(ai int) bool {
+	return u.rare != nil && u.rare.platformPerms != nil && u.rare.platformPerms.has(ai)
+}
+
+// hasPlatformGrant reports whether u holds a platform grant.
+func (u *userState) hasPlatformGrant() bool { return u.rare != nil && u.rare.platformPerms != nil }
+
+// rareOf returns u.rare, creating it. u must not be published yet, nor
+// its rare part shared with a published record.
+func (u *userState) rareOf() *userRare {
+	if u.rare == nil {
+		u.rare = &userRare{}
+	}
+	return u.rare
 }
 
 // Location indexes of grants and profiles: a tree index (live, or of a
@@ -275,7 +299,7 @@ func (g *grant) platform() bool { return g.loc == platformLoc }
 
 // isPending reports whether a grant or profile of u names a location the
 // tree does not hold.
-func (u *userState) isPending() bool { return u.unknown != nil }
+func (u *userState) isPending() bool { return u.rare != nil && u.rare.unknown != nil }
 
 // locOf returns the location ID that index loc stands for in u's records
 // (see platformLoc), read from s's tree: a record's tree index names the
@@ -288,7 +312,7 @@ func (s *snapshot) locOf(u *userState, loc int32) string {
 	case loc == platformLoc:
 		return policy.PlatformDomain
 	}
-	return (*u.unknown)[firstUnknownLoc-loc]
+	return u.rare.unknown[firstUnknownLoc-loc]
 }
 
 // grantAt returns the location ID of g, a grant of u ("*" for a platform
@@ -299,17 +323,14 @@ func (s *snapshot) grantAt(u *userState, g *grant) string { return s.locOf(u, g.
 // tree does not hold, in u's unknown names, adding it when new. u must not
 // be published yet, nor its unknown list shared with a published record.
 func (u *userState) nameUnknown(id string) int32 {
-	if u.unknown == nil {
-		u.unknown = &[]string{}
-	}
-	names := *u.unknown
-	for i, n := range names {
+	r := u.rareOf()
+	for i, n := range r.unknown {
 		if n == id {
 			return firstUnknownLoc - int32(i)
 		}
 	}
-	*u.unknown = append(names, id)
-	return firstUnknownLoc - int32(len(names))
+	r.unknown = append(r.unknown, id)
+	return firstUnknownLoc - int32(len(r.unknown)-1)
 }
 
 // locIndex returns the location index of id for a record of u being
@@ -350,7 +371,7 @@ func (u *userState) addGrant(g grant, unknown string) {
 // location, which the tree does not hold. u must not be published yet.
 func (u *userState) addProfile(r profileRef, unknown string) {
 	if unknown != "" {
-		r.loc = u.nameUnknown(unknown)
+		r.p.loc = u.nameUnknown(unknown)
 	}
 	u.profiles = append(u.profiles, r)
 }
@@ -375,11 +396,12 @@ func (g *grant) allowsCategory(s *snapshot, u *userState, category string) bool 
 	return ok
 }
 
-// profileRef is a profile with the location it is at, 48 bytes; the
-// profile's state is held by value (never shared between records).
+// profileRef is a profile with its effective categories, 32 bytes (one
+// allocation class below what a department ID and a separate location
+// field would take); the profile's state is held by value (never shared
+// between records).
 type profileRef struct {
-	p   profileState
-	loc int32 // location index (see platformLoc; never platformLoc)
+	p profileState
 	// eff is p's effective categories when they are not all (nil: none),
 	// set by buildUser.
 	eff categorySet
@@ -388,17 +410,42 @@ type profileRef struct {
 // profile returns u's profile at location id.
 func (s *snapshot) profile(u *userState, id string) (*profileState, bool) {
 	for i := range u.profiles {
-		if s.locOf(u, u.profiles[i].loc) == id {
+		if s.locOf(u, u.profiles[i].p.loc) == id {
 			return &u.profiles[i].p, true
 		}
 	}
 	return nil, false
 }
 
+// profileState is a profile as decisions read it, 24 bytes.
 type profileState struct {
-	department       string
-	allowed          categorySet
+	department deptRef
+	allowed    categorySet
+	// loc is the profile's location index (see platformLoc; never
+	// platformLoc), set for the profiles of a userState only; it sits
+	// here, in what would be padding, to keep profileRef at 32 bytes.
+	loc              int32
 	approved, active bool
+}
+
+// deptRef names a profile's department, interned: 8 bytes per profile
+// where the ID would take 16 and a copy of its bytes. The zero value is
+// no department.
+type deptRef struct{ h unique.Handle[string] }
+
+func deptOf(id string) deptRef {
+	if id == "" {
+		return deptRef{}
+	}
+	return deptRef{unique.Make(id)}
+}
+
+// id returns the department's ID, "" for none.
+func (d deptRef) id() string {
+	if d == (deptRef{}) {
+		return ""
+	}
+	return d.h.Value()
 }
 
 // categorySet is a set of categories; nil means "not set" (no restriction
@@ -422,7 +469,7 @@ func newCategorySet(cats []string) categorySet {
 // them only when all is true. It is the one definition checks, filters
 // and Admin use; checks read it precomputed (profileRef.eff).
 func (s *snapshot) effectiveCategories(p *profileState) (cats []string, all bool) {
-	dept := s.departments[p.department]
+	dept := s.departments[p.department.id()]
 	if p.allowed == nil && dept == nil {
 		return nil, true
 	}
@@ -478,7 +525,7 @@ func (s *snapshot) anchorRef(u *userState, loc int32) (int, int32) {
 		for k := range u.profiles {
 			// A profile at a location the tree did not hold when the state
 			// was built (see buildUser) is matched by ID.
-			if r := u.profiles[k].loc; r == i || r <= firstUnknownLoc && s.locOf(u, r) == s.view.IDIndex(i) {
+			if r := u.profiles[k].p.loc; r == i || r <= firstUnknownLoc && s.locOf(u, r) == s.view.IDIndex(i) {
 				return k, i
 			}
 		}
@@ -584,9 +631,12 @@ func (s *snapshot) reindexDisabled() {
 func (s *snapshot) buildUser(u *userState) {
 	// The unknown names are read from the list u was built with and kept
 	// in a new one: that list may be a published record's.
-	unknown := u.unknown
-	name := func(loc int32) string { return (*unknown)[firstUnknownLoc-loc] }
-	u.platformPerms, u.unknown = nil, nil
+	var unknown []string
+	if u.rare != nil {
+		unknown = u.rare.unknown
+	}
+	name := func(loc int32) string { return unknown[firstUnknownLoc-loc] }
+	u.rare = nil
 	// The rows were appended one by one: keep no spare capacity.
 	u.profiles = fitted(u.profiles)
 	if len(u.grants) > len(u.inline) {
@@ -598,19 +648,19 @@ func (s *snapshot) buildUser(u *userState) {
 		if cats, all := s.effectiveCategories(&r.p); !all {
 			r.eff = newCategorySet(cats)
 		}
-		if r.loc <= firstUnknownLoc {
-			r.loc = u.locIndex(s.tree, name(r.loc))
+		if r.p.loc <= firstUnknownLoc {
+			r.p.loc = u.locIndex(s.tree, name(r.p.loc))
 		}
 	}
 	for i := range u.grants {
 		g := &u.grants[i]
 		g.flags, g.anchor = 0, 0
 		if g.platform() {
-			if u.platformPerms == nil {
-				ps := newPermSet(len(s.reg.actions))
-				u.platformPerms = &ps
+			r := u.rareOf()
+			if r.platformPerms == nil {
+				r.platformPerms = newPermSet(len(s.reg.actions))
 			}
-			u.platformPerms.union(s.reg.roles[g.role].perms)
+			r.platformPerms.union(s.reg.roles[g.role].perms)
 			continue
 		}
 		if g.loc <= firstUnknownLoc {

@@ -24,7 +24,7 @@ func SnapshotInvariant(c *Checker) error {
 			}
 		}
 		for _, p := range u.profiles {
-			at := snap.locOf(u, p.loc)
+			at := snap.locOf(u, p.p.loc)
 			if _, ok := snap.tree.Index(at); !ok {
 				err = fmt.Errorf("user %s has a profile at %s, which the tree lacks", id, at)
 				return false
@@ -74,12 +74,12 @@ func describeUsers(s *snapshot) string {
 			parts = append(parts, s.reg.roles[g.role].name+"@"+s.grantAt(u, &g))
 		}
 		for _, p := range u.profiles {
-			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", s.locOf(u, p.loc), p.p.approved, p.p.active, p.p.department, len(p.p.allowed)))
+			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", s.locOf(u, p.p.loc), p.p.approved, p.p.active, p.p.department.id(), len(p.p.allowed)))
 		}
 		for _, g := range u.grants {
 			if g.counts() {
 				k, _ := s.anchorRef(u, g.loc)
-				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, s.locOf(u, u.profiles[k].loc)))
+				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, s.locOf(u, u.profiles[k].p.loc)))
 			}
 		}
 		if s.users.at(u.idx) != u {
