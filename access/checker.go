@@ -272,15 +272,21 @@ func loadSnapshot(ctx context.Context, db *gorm.DB, reg *compiled, prev *userTab
 	return s, nil
 }
 
-// The loader's queries. where is "" for a full load or a condition on one
-// user, with its value inlined by the caller only as a validated ID.
-const (
-	userQuery = `SELECT id, kind, is_active, is_super_admin, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM ` +
-		users.UsersTable
-	profileQuery = `SELECT user_id, location_id, department_id, allowed_categories, is_approved, is_active FROM ` +
-		users.ProfilesTable + ` WHERE deleted_at IS NULL`
-	departmentQuery = `SELECT id, categories FROM ` + users.DepartmentsTable
-)
+// The loader's queries on db (scanWhere narrows them to one ID); text
+// columns are named through dbx.RawColumns.
+func userQuery(db *gorm.DB) string {
+	return `SELECT ` + dbx.RawColumns(db, "id", "kind") +
+		`, is_active, is_super_admin, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM ` + users.UsersTable
+}
+
+func profileQuery(db *gorm.DB) string {
+	return `SELECT ` + dbx.RawColumns(db, "user_id", "location_id", "department_id", "allowed_categories") +
+		`, is_approved, is_active FROM ` + users.ProfilesTable + ` WHERE deleted_at IS NULL`
+}
+
+func departmentQuery(db *gorm.DB) string {
+	return `SELECT ` + dbx.RawColumns(db, "id", "categories") + ` FROM ` + users.DepartmentsTable
+}
 
 // placeholder returns the bind parameter syntax of db for ScanRaw.
 func placeholder(db *gorm.DB) string {
@@ -306,7 +312,7 @@ func scanWhere(ctx context.Context, db *gorm.DB, query, column, id string, fn fu
 
 // scanUsers reads users (all, or one when id is set).
 func scanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u *userState)) error {
-	err := scanWhere(ctx, db, userQuery, "id", id, func(c [][]byte) error {
+	err := scanWhere(ctx, db, userQuery(db), "id", id, func(c [][]byte) error {
 		fn(string(c[0]), &userState{
 			technical:  string(c[1]) == string(users.Technical),
 			active:     dbx.ParseBool(c[2]),
@@ -325,7 +331,7 @@ func scanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u
 // set); fn gets the raw user ID, valid during the call only, and the
 // profile's location ID when tree does not hold it (else "").
 func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID string, fn func(userID []byte, r profileRef, unknown string)) error {
-	err := scanWhere(ctx, db, profileQuery, "user_id", userID, func(c [][]byte) error {
+	err := scanWhere(ctx, db, profileQuery(db), "user_id", userID, func(c [][]byte) error {
 		allowed, err := decodeCategories(c[3])
 		if err != nil {
 			return err
@@ -382,7 +388,7 @@ func scanGrants(ctx context.Context, db *gorm.DB, reg *compiled, tree *location.
 
 // loadDepartments reads departments (all, or one) into into.
 func loadDepartments(ctx context.Context, db *gorm.DB, id string, into map[string]categorySet) error {
-	err := scanWhere(ctx, db, departmentQuery, "id", id, func(c [][]byte) error {
+	err := scanWhere(ctx, db, departmentQuery(db), "id", id, func(c [][]byte) error {
 		set, err := decodeCategories(c[1])
 		if err != nil {
 			return err

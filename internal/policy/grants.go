@@ -201,7 +201,7 @@ var (
 // and domain as raw bytes, valid during the call only, so that a million
 // rows cost no allocation each. Rows townhall did not write are skipped.
 func ScanGrants(ctx context.Context, db *gorm.DB, userID string, fn func(user, role, domain []byte) error) error {
-	query := "SELECT v0, v1, v2 FROM " + Table + " WHERE ptype = 'g'"
+	query := "SELECT " + dbx.RawColumns(db, "v0", "v1", "v2") + " FROM " + Table + " WHERE ptype = 'g'"
 	var args []any
 	if userID != "" {
 		if dbx.DialectOf(db) == dbx.Postgres {
