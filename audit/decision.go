@@ -131,6 +131,17 @@ func (r *ring[T]) push(v *T) bool {
 	}
 }
 
+// peek returns the next value pop would return, without taking it; for
+// the single consumer only.
+func (r *ring[T]) peek() (*T, bool) {
+	pos := r.deq.Load()
+	s := &r.slots[pos&r.mask]
+	if s.seq.Load() != pos+1 {
+		return nil, false
+	}
+	return &s.v, true
+}
+
 // pop is called by the single consumer only.
 func (r *ring[T]) pop() (T, bool) {
 	var zero T

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,13 +24,30 @@ type DecisionCode struct {
 // DecisionQueue queues DecisionCodes for the log's writer, which decodes
 // them with the function given to NewDecisionQueue and writes them as
 // RecordDecision's events are written: drained every drain interval, at
-// once when half full, and by Query, Verify, Flush and Close; a full queue
-// drops and counts.
+// once when a shard is half full, and by Query, Verify, Flush and Close; a
+// full shard drops and counts.
+//
+// The queue has a shard per processor (GOMAXPROCS, at most maxShards, none
+// smaller than minShard codes: a small buffer is one shard), so that checks
+// running on several cores do not all write one shared position: with one
+// ring, two cores recording flat out took 60 ns a code, with a shard each
+// 8 ns (BenchmarkDecisionQueueParallel). The writer merges the shards by
+// time.
 type DecisionQueue struct {
 	log    *Log
-	codes  *ring[DecisionCode]
+	shards []*ring[DecisionCode] // nil without a log or decoder
+	// tokens hands out shard numbers (*int into nums); its per-processor
+	// caches keep giving a processor the same one.
+	tokens sync.Pool
+	nums   []int
+	next   atomic.Uint32 // for tokens.New
 	decode func(c *DecisionCode, d *Decision) bool
 }
+
+const (
+	minShard  = 256
+	maxShards = 64
+)
 
 // NewDecisionQueue returns a queue of decision codes that the writer turns
 // into events with decode, which fills d (its At already set from the
@@ -41,7 +59,14 @@ func (l *Log) NewDecisionQueue(decode func(c *DecisionCode, d *Decision) bool) *
 	if l == nil || decode == nil {
 		return q
 	}
-	q.codes = newRing[DecisionCode](cap(l.pending))
+	capacity := cap(l.pending)
+	n := max(1, min(2*runtime.GOMAXPROCS(0), maxShards, capacity/minShard))
+	for i := range n {
+		q.shards = append(q.shards, newRing[DecisionCode]((capacity+n-1)/n))
+		q.nums = append(q.nums, i)
+	}
+	// Handing out pointers into nums: Get never allocates.
+	q.tokens.New = func() any { return &q.nums[int(q.next.Add(1)-1)%n] }
 	l.queuesMu.Lock()
 	defer l.queuesMu.Unlock()
 	qs := append(slices.Clone(l.queueList()), q)
@@ -54,14 +79,17 @@ func (l *Log) NewDecisionQueue(decode func(c *DecisionCode, d *Decision) bool) *
 // queue was made without a log or decoder), or when the queue is full (the
 // event is dropped and counted).
 func (q *DecisionQueue) Record(c *DecisionCode) bool {
-	if q.codes == nil || q.log.closedFlag.Load() {
+	if q.shards == nil || q.log.closedFlag.Load() {
 		return false
 	}
-	if !q.codes.push(c) {
+	tk := q.tokens.Get().(*int)
+	r := q.shards[*tk]
+	q.tokens.Put(tk)
+	if !r.push(c) {
 		q.log.drop(1)
 		return false
 	}
-	if q.codes.len() == q.codes.half() {
+	if r.len() == r.half() {
 		q.log.wake()
 	}
 	return true
@@ -79,26 +107,42 @@ func (l *Log) queueList() []*DecisionQueue {
 func (l *Log) queued() int {
 	n := 0
 	for _, q := range l.queueList() {
-		n += int(q.codes.len())
+		for _, r := range q.shards {
+			n += int(r.len())
+		}
 	}
 	return n
 }
 
 // takeCodes moves queued codes into batch, decoded, up to maxBatch events.
+// It merges the shards by time: codes recorded in the order of their times
+// are written in that order, and codes of one shard of the same time in
+// the order they were recorded.
 func (l *Log) takeCodes(batch []pending) []pending {
-	for _, q := range l.queueList() {
-		for len(batch) < maxBatch {
-			c, ok := q.codes.pop()
-			if !ok {
-				break
+	queues := l.queueList()
+	for len(batch) < maxBatch {
+		var (
+			from *DecisionQueue
+			next *ring[DecisionCode]
+			at   int64
+		)
+		for _, q := range queues {
+			for _, r := range q.shards {
+				if c, ok := r.peek(); ok && (next == nil || c.At < at) {
+					from, next, at = q, r, c.At
+				}
 			}
-			d := Decision{At: time.UnixMicro(c.At)}
-			if !q.decode(&c, &d) {
-				l.drop(1)
-				continue
-			}
-			batch = l.appendDecision(batch, &d)
 		}
+		if next == nil {
+			break
+		}
+		c, _ := next.pop()
+		d := Decision{At: time.UnixMicro(c.At)}
+		if !from.decode(&c, &d) {
+			l.drop(1)
+			continue
+		}
+		batch = l.appendDecision(batch, &d)
 	}
 	return batch
 }

@@ -2,6 +2,9 @@ package audit
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -46,21 +49,25 @@ func TestDecisionQueue_DecodedAndWrittenLikeRecordDecision(t *testing.T) {
 	got, err := l.Query(ctx, Query{})
 	require.NoError(t, err, "query drains the queues first")
 	require.Len(t, got, 3)
-	var fromCodes []Event
-	for _, e := range got {
-		if e.ImpersonatorID != "" || e.Type == TypeDecisionAllowed {
-			fromCodes = append(fromCodes, e)
+	// The codes' events, found by what tells them apart (a queue's shards
+	// are merged by time, and these two were recorded out of it).
+	var e, allowed Event
+	for _, ev := range got {
+		switch {
+		case ev.ImpersonatorID != "":
+			e = ev
+		case ev.Type == TypeDecisionAllowed:
+			allowed = ev
 		}
 	}
-	require.Len(t, fromCodes, 2)
-	e := fromCodes[0]
+	assert.Equal(t, "u2", allowed.ActorID)
+	assert.True(t, allowed.At.Equal(t0.Truncate(time.Microsecond)), "the allowed code's time: %v", allowed.At)
 	assert.Equal(t, TypeDecisionDenied, e.Type)
 	assert.Equal(t, "u1", e.ActorID)
 	assert.Equal(t, "u2", e.ImpersonatorID)
 	assert.Equal(t, "M1", e.LocationID)
 	assert.Equal(t, "no_grant", e.Reason)
 	assert.True(t, e.At.Equal(at.Truncate(time.Microsecond)), "the code's time, to the microsecond: %v", e.At)
-	assert.Equal(t, TypeDecisionAllowed, fromCodes[1].Type)
 	require.NoError(t, l.Verify(ctx))
 }
 
@@ -107,4 +114,57 @@ func TestDecisionQueue_OverflowIsCountedAndClosedLogRefuses(t *testing.T) {
 func TestDecisionQueue_WithoutDecoderRefuses(t *testing.T) {
 	l := newStoppedLog(t)
 	assert.False(t, l.NewDecisionQueue(nil).Record(&DecisionCode{}))
+}
+
+// decodeAny names actor i "a<i>" and gives the code's Location as its
+// location ID.
+func decodeAny(c *DecisionCode, d *Decision) bool {
+	d.ActorID, d.LocationID = fmt.Sprintf("a%d", c.Actor), fmt.Sprintf("L%06d", c.Location)
+	d.Module, d.Action, d.Reason = "m", "a", "no_grant"
+	return true
+}
+
+// Codes recorded from several goroutines into a sharded queue are all
+// written, once each; codes recorded in the order of their times are
+// written in that order (the writer merges the shards by time).
+func TestDecisionQueue_ShardedCodesAreAllWrittenInOrder(t *testing.T) {
+	l := newStoppedLog(t, WithBuffer(1<<14), WithDrainInterval(time.Hour))
+	q := l.NewDecisionQueue(decodeAny)
+	require.Len(t, q.shards, min(2*runtime.GOMAXPROCS(0), maxShards), "the buffer is large enough to shard")
+	const workers, each, actors = 4, 600, 12
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Each worker's actors are its own; Location numbers an
+				// actor's codes.
+				c := DecisionCode{At: t0.UnixMicro(), Actor: uint32(w*actors + i%actors), Location: uint32(i / actors)}
+				assert.True(t, q.Record(&c))
+			}
+		}()
+	}
+	wg.Wait()
+	// Then codes one after the other, each later than the last, cycling
+	// over actors of every shard: written in the order of their times.
+	const later = 256
+	for i := range later {
+		c := DecisionCode{At: t0.Add(time.Duration(i+1) * time.Microsecond).UnixMicro(), Actor: uint32(1000 + i%64), Location: uint32(i)}
+		require.True(t, q.Record(&c))
+	}
+	go l.run()
+	require.NoError(t, l.Flush(context.Background()))
+	events := all(t, l)
+	require.Len(t, events, workers*each+later)
+	seen := map[string]bool{}
+	for i, e := range events {
+		if i > 0 {
+			require.False(t, e.At.Before(events[i-1].At), "event %d at %v after one at %v", i, e.At, events[i-1].At)
+		}
+		key := e.ActorID + "/" + e.LocationID
+		require.False(t, seen[key], "written once: %s", key)
+		seen[key] = true
+	}
+	require.NoError(t, l.Close())
 }
