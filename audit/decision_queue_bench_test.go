@@ -12,7 +12,6 @@ func BenchmarkDecisionQueueParallel(b *testing.B) {
 	l := newStoppedLog(b, WithBuffer(1<<23))
 	q := l.NewDecisionQueue(decodeAny)
 	var next atomic.Uint32
-	b.ReportMetric(float64(len(q.shards)), "shards")
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		c := DecisionCode{Actor: next.Add(1) * 7919}
@@ -21,4 +20,5 @@ func BenchmarkDecisionQueueParallel(b *testing.B) {
 			q.Record(&c)
 		}
 	})
+	b.ReportMetric(float64(len(q.shards)), "shards")
 }
