@@ -142,32 +142,23 @@ func (a *Admin) attempt(ctx context.Context, actor Subject, g guarded, refusedOu
 	})
 }
 
-// next builds the snapshot after g's write from cur and tx's reads. It
-// returns the moved location, if the tree change is a move.
+// next builds the snapshot after g's write from cur and tx's reads, with
+// applyParts, as every other change is applied. It returns the moved
+// location, if the tree change is a move.
 func (a *Admin) next(ctx context.Context, tx *gorm.DB, cur *snapshot, g guarded, touched []string) (*snapshot, string, error) {
-	next := *cur
+	p := parts{users: slices.Concat(g.users, touched), affiliations: g.links}
 	var moved string
 	if g.tree != nil {
 		if ch := g.tree(); ch != nil {
-			if err := next.applyLocation(*ch); err != nil {
-				return nil, "", err
-			}
+			p.tree = []location.Change{*ch}
 			if ch.Kind == location.ChangeMoved {
 				moved = ch.Location.ID
 			}
 		}
 	}
-	ids := slices.Concat(g.users, touched)
-	slices.Sort(ids)
-	changes, err := readUsersFrom(ctx, tx, &next, slices.Compact(ids))
-	if err != nil {
+	next := *cur
+	if err := applyParts(ctx, tx, &next, p); err != nil {
 		return nil, "", err
-	}
-	next.setUsers(changes)
-	if g.links {
-		if next.orgs, next.links, err = loadAffiliations(ctx, tx.WithContext(ctx)); err != nil {
-			return nil, "", err
-		}
 	}
 	return &next, moved, nil
 }

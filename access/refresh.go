@@ -17,10 +17,14 @@ import (
 // itself. Each reads only the rows of the changed entities and publishes
 // one new snapshot, so a check sees all of a change or none of it.
 
-// parts names the parts of the snapshot a committed write changed. Apply
-// gathers them from change events; the stores' hooks name them directly
-// through the Refresh methods. refresh applies them, in one new snapshot.
+// parts names the parts of the snapshot a write changed. Apply gathers
+// them from change events, Admin from what its change declares it touches,
+// the stores' hooks through the Refresh methods and ApplyLocation; one
+// function, applyParts, turns them into the next snapshot for all of them.
 type parts struct {
+	// tree holds changes of the location tree as a store made them,
+	// applied as they are (the rows need not be read again).
+	tree           []location.Change
 	users          []string // users whose row, profiles or grants changed
 	departments    []string
 	locations      []string // locations to read again, in commit order
@@ -31,21 +35,22 @@ type parts struct {
 }
 
 func (p *parts) empty() bool {
-	return len(p.users)+len(p.departments)+len(p.locations)+len(p.municipalities) == 0 &&
+	return len(p.tree)+len(p.users)+len(p.departments)+len(p.locations)+len(p.municipalities) == 0 &&
 		!p.affiliations && !p.sessions && !p.reload
 }
 
 // refresh reads the parts p names and publishes them as one snapshot.
 func (c *Checker) refresh(ctx context.Context, p parts) error {
-	return c.publish(func(next *snapshot) error { return c.applyParts(ctx, next, p) })
+	return c.publish(func(next *snapshot) error { return applyParts(ctx, c.db, next, p) })
 }
 
-// applyParts reads the parts p names into next: the tree first, so that
-// users are built against it, then settings, departments, sessions,
-// affiliations and users.
-func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error {
+// applyParts reads the parts p names into next through db, which is a
+// transaction when Admin builds the snapshot it judges before committing:
+// the tree first, so that users are built against it, then settings,
+// departments, sessions, affiliations and users.
+func applyParts(ctx context.Context, db *gorm.DB, next *snapshot, p parts) error {
 	if p.reload {
-		snap, err := loadSnapshot(ctx, c.db, next.reg, &next.users)
+		snap, err := loadSnapshot(ctx, db, next.reg, &next.users)
 		if err != nil {
 			return err
 		}
@@ -53,13 +58,18 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 		*next = *snap
 		return nil
 	}
+	for _, ch := range p.tree {
+		if err := next.applyLocation(ch); err != nil {
+			return err
+		}
+	}
 	for _, id := range p.locations {
-		if err := c.syncLocation(ctx, next, id); err != nil {
+		if err := syncLocation(ctx, db, next, id); err != nil {
 			return err
 		}
 	}
 	for _, id := range p.municipalities {
-		if err := c.syncMunicipality(ctx, next, id); err != nil {
+		if err := syncMunicipality(ctx, db, next, id); err != nil {
 			return err
 		}
 	}
@@ -67,7 +77,7 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 		found := map[string]categorySet{}
 		depts := maps.Clone(next.departments)
 		for _, id := range p.departments {
-			if err := loadDepartments(ctx, c.db, id, found); err != nil {
+			if err := loadDepartments(ctx, db, id, found); err != nil {
 				return err
 			}
 			if set, ok := found[id]; ok {
@@ -91,21 +101,21 @@ func (c *Checker) applyParts(ctx context.Context, next *snapshot, p parts) error
 		next.setUsers(changes)
 	}
 	if p.sessions {
-		ss, err := loadSessions(ctx, c.db)
+		ss, err := loadSessions(ctx, db)
 		if err != nil {
 			return err
 		}
 		next.sessions = ss
 	}
 	if p.affiliations {
-		orgs, links, err := loadAffiliations(ctx, c.db.WithContext(ctx))
+		orgs, links, err := loadAffiliations(ctx, db.WithContext(ctx))
 		if err != nil {
 			return err
 		}
 		next.orgs, next.links = orgs, links
 	}
 	if len(p.users) > 0 {
-		changes, err := c.readUsers(ctx, next, slices.Compact(slices.Sorted(slices.Values(p.users))))
+		changes, err := readUsersFrom(ctx, db, next, slices.Compact(slices.Sorted(slices.Values(p.users))))
 		if err != nil {
 			return err
 		}
@@ -120,14 +130,10 @@ func (c *Checker) RefreshUser(ctx context.Context, userIDs ...string) error {
 	return c.refresh(ctx, parts{users: userIDs})
 }
 
-// readUsers reads the current state of users (nil for a user with no row).
-// It runs under publishMu, so the last refresh reads the latest commit.
-func (c *Checker) readUsers(ctx context.Context, snap *snapshot, userIDs []string) (map[string]*userState, error) {
-	return readUsersFrom(ctx, c.db, snap, userIDs)
-}
-
-// readUsersFrom is readUsers through db, which may be a transaction: an
-// Admin change reads the state it judges from its own transaction.
+// readUsersFrom reads the current state of users (nil for a user with no
+// row) through db, which may be a transaction: an Admin change reads the
+// state it judges from its own transaction. Outside one it runs under
+// publishMu, so the last refresh reads the latest commit.
 func readUsersFrom(ctx context.Context, db *gorm.DB, snap *snapshot, userIDs []string) (map[string]*userState, error) {
 	db = db.WithContext(ctx)
 	out := make(map[string]*userState, len(userIDs))
@@ -166,7 +172,7 @@ func (c *Checker) RefreshDepartment(ctx context.Context, departmentID string) er
 // is cloned, changed and frozen (location changes are rare next to checks;
 // the clone costs O(locations)).
 func (c *Checker) ApplyLocation(ch location.Change) error {
-	return c.publish(func(next *snapshot) error { return next.applyLocation(ch) })
+	return c.refresh(context.Background(), parts{tree: []location.Change{ch}})
 }
 
 // applyLocation replaces next.tree by a copy with ch applied, and builds
@@ -207,10 +213,4 @@ func (next *snapshot) applyLocation(ch location.Change) error {
 		next.setUsers(changes)
 	}
 	return nil
-}
-
-// refreshInto reads affected users and the affiliations into next.
-func (c *Checker) refreshInto(ctx context.Context, next *snapshot, affected []string) error {
-	p := parts{users: affected, affiliations: true}
-	return c.applyParts(ctx, next, p)
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
@@ -175,14 +176,14 @@ func (p *parts) addEvent(ev audit.Event) {
 // syncLocation applies the current state of location id (and its subtree)
 // to next's tree and, for a deleted subtree, reads again whoever held
 // something in it.
-func (c *Checker) syncLocation(ctx context.Context, next *snapshot, id string) error {
+func syncLocation(ctx context.Context, db *gorm.DB, next *snapshot, id string) error {
 	var (
 		loc      location.Location
 		parent   sql.NullString
 		deleted  int
 		notFound bool
 	)
-	err := c.db.WithContext(ctx).Raw(`SELECT id, name, level, parent_id, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM `+
+	err := db.WithContext(ctx).Raw(`SELECT id, name, level, parent_id, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM `+
 		location.LocationsTable+` WHERE id = ?`, id).Row().Scan(&loc.ID, &loc.Name, &loc.Level, &parent, &deleted)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -207,7 +208,7 @@ func (c *Checker) syncLocation(ctx context.Context, next *snapshot, id string) e
 		if err := next.applyLocation(location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}}); err != nil {
 			return err
 		}
-		return c.refreshInto(ctx, next, affected)
+		return applyParts(ctx, db, next, parts{users: affected, affiliations: true})
 	case !known:
 		return next.applyLocation(location.Change{Kind: location.ChangeCreated, Location: loc})
 	case current.ParentID != loc.ParentID:
@@ -218,13 +219,13 @@ func (c *Checker) syncLocation(ctx context.Context, next *snapshot, id string) e
 
 // syncMunicipality reads again the module and approval settings of a
 // municipality into next.
-func (c *Checker) syncMunicipality(ctx context.Context, next *snapshot, id string) error {
+func syncMunicipality(ctx context.Context, db *gorm.DB, next *snapshot, id string) error {
 	var modules []moduleSettingRow
-	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&modules).Error; err != nil {
+	if err := db.WithContext(ctx).Where("municipality_id = ?", id).Find(&modules).Error; err != nil {
 		return fmt.Errorf("read module settings: %w", err)
 	}
 	var approval []municipalitySettingRow
-	if err := c.db.WithContext(ctx).Where("municipality_id = ?", id).Find(&approval).Error; err != nil {
+	if err := db.WithContext(ctx).Where("municipality_id = ?", id).Find(&approval).Error; err != nil {
 		return fmt.Errorf("read municipality settings: %w", err)
 	}
 	for module := range next.disabled {
