@@ -139,6 +139,13 @@
 // Events the writer fails to write (the database is down) are counted the
 // same way and the error is returned by the next Flush or Close.
 //
+// A DecisionQueue (Log.NewDecisionQueue) takes decisions as 24-byte integer
+// codes, decoded by the writer. It splits the buffer into a shard per
+// processor, so that checks on several cores do not contend on one queue;
+// a shard that is full drops. The writer merges the shards by the codes'
+// times: codes are written in the order of their times as far as they were
+// recorded in that order, not necessarily in the order they were recorded.
+//
 // Query, Verify and Flush first wait until every event enqueued before the
 // call is written. Close flushes, stops the goroutine and waits for it;
 // afterwards RecordAsync returns false and Record and RecordTx return

@@ -66,7 +66,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithBuffer sets the capacity of the asynchronous decision buffer (default
-// DefaultBuffer). Values below 1 are ignored.
+// DefaultBuffer), shared by a DecisionQueue's shards. Values below 1 are
+// ignored.
 func WithBuffer(n int) Option {
 	return func(o *options) {
 		if n > 0 {
