@@ -34,7 +34,7 @@
 // copy-on-write from the rows of the entities it changed — never a full
 // reload — and publishes it before the call returns, so a check sees a
 // change whole or not at all. Denied decisions are recorded in the audit log
-// through an allocation-free ring.
+// through allocation-free queues, one per processor.
 //
 // Checker.Filter and Checker.LocationFilter turn the same rules into GORM
 // scopes for listing records; for every record the scoped query returns it
