@@ -27,12 +27,12 @@ type DecisionCode struct {
 // once when a shard is half full, and by Query, Verify, Flush and Close; a
 // full shard drops and counts.
 //
-// The queue has a shard per processor (GOMAXPROCS, at most maxShards, none
-// smaller than minShard codes: a small buffer is one shard), so that checks
-// running on several cores do not all write one shared position: with one
-// ring, two cores recording flat out took 60 ns a code, with a shard each
-// 8 ns (BenchmarkDecisionQueueParallel). The writer merges the shards by
-// time.
+// The queue has up to two shards per processor (at most maxShards, none
+// smaller than minShard codes: a small buffer, or one processor, is one
+// shard), so that checks running on several cores do not all write one
+// shared position: with one ring, two cores recording flat out took 60 ns
+// a code, with shards 8-23 ns (BenchmarkDecisionQueueParallel). The writer
+// merges the shards by time.
 type DecisionQueue struct {
 	log    *Log
 	shards []*ring[DecisionCode] // nil without a log or decoder
@@ -60,7 +60,10 @@ func (l *Log) NewDecisionQueue(decode func(c *DecisionCode, d *Decision) bool) *
 		return q
 	}
 	capacity := cap(l.pending)
-	n := max(1, min(2*runtime.GOMAXPROCS(0), maxShards, capacity/minShard))
+	n := 1 // one processor: nothing to contend with, and no pool to pay for
+	if procs := runtime.GOMAXPROCS(0); procs > 1 {
+		n = max(1, min(2*procs, maxShards, capacity/minShard))
+	}
 	for i := range n {
 		q.shards = append(q.shards, newRing[DecisionCode]((capacity+n-1)/n))
 		q.nums = append(q.nums, i)
@@ -82,9 +85,12 @@ func (q *DecisionQueue) Record(c *DecisionCode) bool {
 	if q.shards == nil || q.log.closedFlag.Load() {
 		return false
 	}
-	tk := q.tokens.Get().(*int)
-	r := q.shards[*tk]
-	q.tokens.Put(tk)
+	r := q.shards[0]
+	if len(q.shards) > 1 {
+		tk := q.tokens.Get().(*int)
+		r = q.shards[*tk]
+		q.tokens.Put(tk)
+	}
 	if !r.push(c) {
 		q.log.drop(1)
 		return false

@@ -130,7 +130,11 @@ func decodeAny(c *DecisionCode, d *Decision) bool {
 func TestDecisionQueue_ShardedCodesAreAllWrittenInOrder(t *testing.T) {
 	l := newStoppedLog(t, WithBuffer(1<<14), WithDrainInterval(time.Hour))
 	q := l.NewDecisionQueue(decodeAny)
-	require.Len(t, q.shards, min(2*runtime.GOMAXPROCS(0), maxShards), "the buffer is large enough to shard")
+	want := 1
+	if procs := runtime.GOMAXPROCS(0); procs > 1 {
+		want = min(2*procs, maxShards)
+	}
+	require.Len(t, q.shards, want, "the buffer is large enough to shard")
 	const workers, each, actors = 4, 600, 12
 	var wg sync.WaitGroup
 	for w := range workers {
