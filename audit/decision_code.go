@@ -79,8 +79,8 @@ func (l *Log) NewDecisionQueue(decode func(c *DecisionCode, d *Decision) bool) *
 
 // Record queues c without allocating, locking or waiting, as
 // RecordDecision does. It returns false when the log is closed (or the
-// queue was made without a log or decoder), or when the queue is full (the
-// event is dropped and counted).
+// queue was made without a log or decoder), or when the shard it goes to is
+// full (the event is dropped and counted).
 func (q *DecisionQueue) Record(c *DecisionCode) bool {
 	if q.shards == nil || q.log.closedFlag.Load() {
 		return false
