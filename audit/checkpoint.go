@@ -267,6 +267,10 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	return l.checkpoint(ctx, true)
 }
 
+// testHookHeadRead, when set (tests only), runs in checkpoint between
+// reading the head and reading the stored checkpoints.
+var testHookHeadRead func()
+
 // checkpoint signs the head; unless force, only when it moved since the
 // last checkpoint.
 func (l *Log) checkpoint(ctx context.Context, force bool) (Checkpoint, error) {
@@ -294,12 +298,22 @@ func (l *Log) checkpoint(ctx context.Context, force bool) (Checkpoint, error) {
 		l.cp.since.Add(-counted) // rolled back, or already covered
 		return *l.cp.last, nil
 	}
+	if testHookHeadRead != nil {
+		testHookHeadRead()
+	}
 	from, err := l.checkpointStart(db, h)
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	if from.seq > h.LastSeq {
-		return Checkpoint{}, &TamperError{Seq: h.LastSeq, Problem: fmt.Sprintf("head is behind checkpoint %d", from.seq)}
+		// Another process may have appended and checkpointed since the head
+		// was read: only a head still behind that checkpoint is a rewind.
+		if h, err = readHead(db); err != nil {
+			return Checkpoint{}, err
+		}
+		if from.seq > h.LastSeq {
+			return Checkpoint{}, &TamperError{Seq: h.LastSeq, Problem: fmt.Sprintf("head is behind checkpoint %d", from.seq)}
+		}
 	}
 	// The events after the start up to the head, no further: later ones
 	// commit after the head was read.

@@ -355,3 +355,49 @@ func TestCheckpoint_WhileTwoPoolsAppend(t *testing.T) {
 	t.Cleanup(func() { verifier.Close() })
 	assert.NoError(t, verifier.Verify(ctx, WithCheckpoints(pub, cps...)))
 }
+
+// A checkpoint another process stores between this one's reading of the
+// head and of the stored checkpoints is newer than the head read, not a
+// sign of a rewound head: the checkpoint is taken at the head as it is now.
+func TestCheckpoint_AnotherProcessCheckpointsMeanwhile(t *testing.T) {
+	db, dsn := dbtest.NewWithDSN(t)
+	other := dbtest.Open(t, dsn)
+	migrate(t, db)
+	key := signerKey(t, 1)
+	ctx := context.Background()
+	a := New(db, WithKey("k1", key1), WithSigner(key, &memSink{}))
+	b := New(other, WithKey("k1", key1), WithSigner(key, &memSink{}))
+	t.Cleanup(func() { a.Close(); b.Close() })
+	recordN(t, a, 3)
+	t.Cleanup(func() { testHookHeadRead = nil })
+	testHookHeadRead = func() {
+		testHookHeadRead = nil
+		recordN(t, b, 2)
+		cp, err := b.Checkpoint(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(5), cp.Seq)
+	}
+	cp, err := a.Checkpoint(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), cp.Seq)
+	assert.Nil(t, testHookHeadRead, "the hook ran")
+}
+
+// A head rewound behind a stored checkpoint is refused, by a process that
+// has not checkpointed before as well.
+func TestCheckpoint_RefusesAHeadBehindAStoredCheckpoint(t *testing.T) {
+	l, db, _, _ := newSignedLog(t)
+	ctx := context.Background()
+	recordN(t, l, 5)
+	_, err := l.Checkpoint(ctx)
+	require.NoError(t, err)
+	var third record
+	require.NoError(t, db.Where("seq = ?", 3).Take(&third).Error)
+	require.NoError(t, db.Exec("UPDATE townhall_audit_head SET last_seq = ?, last_hash = ? WHERE id = 1", 3, third.Hash).Error)
+
+	fresh := New(db, WithKey("k1", key1), WithSigner(signerKey(t, 1), &memSink{}))
+	t.Cleanup(func() { fresh.Close() })
+	_, err = fresh.Checkpoint(ctx)
+	assert.Equal(t, int64(3), tamperSeq(t, err))
+	assert.Contains(t, err.Error(), "head is behind checkpoint 5")
+}
