@@ -10,6 +10,7 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
 )
@@ -131,7 +132,7 @@ const (
 // actorState is what the permission rules need to know of the actor.
 type actorState struct {
 	system, superAdmin, platformAdmin bool
-	user                              *userState
+	user                              *snapshot.UserState
 }
 
 // resolveActor validates the actor: System(), or an active user (an
@@ -139,7 +140,7 @@ type actorState struct {
 // malformed actor is bad input (ErrInvalidInput); an anonymous, unknown,
 // deleted or inactive actor, or an impersonation that is not live, is a
 // refusal (ErrForbidden).
-func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) {
+func (a *Admin) resolveActor(snap *snapshot.Snapshot, actor Subject) (actorState, error) {
 	if actor.system {
 		return actorState{system: true}, nil
 	}
@@ -154,8 +155,8 @@ func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) 
 	if actor.UserID == "" {
 		return actorState{}, fmt.Errorf("%w: anonymous actor", ErrForbidden)
 	}
-	u, ok := snap.users.get(actor.UserID)
-	if !ok || u.deleted || !u.active {
+	u, ok := snap.Users.Get(actor.UserID)
+	if !ok || u.Deleted || !u.Active {
 		return actorState{}, fmt.Errorf("%w: actor %q is not an active user", ErrForbidden, actor.UserID)
 	}
 	if actor.ImpersonatorID != "" {
@@ -163,10 +164,10 @@ func (a *Admin) resolveActor(snap *snapshot, actor Subject) (actorState, error) 
 			return actorState{}, fmt.Errorf("%w: %w", ErrForbidden, err)
 		}
 	}
-	st := actorState{user: u, superAdmin: u.superAdmin && !u.technical && actor.ImpersonatorID == ""}
-	if pa, ok := snap.reg.role(RolePlatformAdmin); ok {
-		for _, g := range u.grants {
-			if g.platform() && int(g.role) == pa {
+	st := actorState{user: u, superAdmin: u.SuperAdmin && !u.Technical && actor.ImpersonatorID == ""}
+	if pa, ok := roleIndex(snap.Reg, RolePlatformAdmin); ok {
+		for _, g := range u.Grants {
+			if g.Platform() && int(g.Role) == pa {
 				st.platformAdmin = true
 			}
 		}
@@ -182,17 +183,17 @@ func (st actorState) privileged() bool { return st.system || st.superAdmin || st
 // covers loc, their anchor profile is active and approved) plus platform
 // grants, with the anchor profiles of the location grants (nil for
 // platform grants).
-func (snap *snapshot) counting(u *userState, loc string) (grants []grant, anchors []*profileState) {
-	for _, g := range u.grants {
-		if g.platform() {
+func counting(snap *snapshot.Snapshot, u *snapshot.UserState, loc string) (grants []snapshot.Grant, anchors []*snapshot.ProfileState) {
+	for _, g := range u.Grants {
+		if g.Platform() {
 			grants, anchors = append(grants, g), append(anchors, nil)
 			continue
 		}
-		if !snap.tree.IsWithin(loc, snap.grantAt(u, &g)) {
+		if !snap.Tree.IsWithin(loc, snap.GrantAt(u, &g)) {
 			continue
 		}
-		p, _ := snap.anchorAt(u, g.loc)
-		if p == nil || !p.active || !p.approved {
+		p, _ := snap.AnchorAt(u, g.Loc)
+		if p == nil || !p.Active || !p.Approved {
 			continue
 		}
 		grants, anchors = append(grants, g), append(anchors, p)
@@ -204,10 +205,10 @@ func (snap *snapshot) counting(u *userState, loc string) (grants []grant, anchor
 // grant, or a counting grant at loc or one of its ancestors. Module
 // enablement does not matter. An empty loc (the top of the tree) is
 // covered by platform grants only.
-func (snap *snapshot) holds(u *userState, ai int, loc string) bool {
-	grants, _ := snap.counting(u, loc)
+func holds(snap *snapshot.Snapshot, u *snapshot.UserState, ai int, loc string) bool {
+	grants, _ := counting(snap, u, loc)
 	for _, g := range grants {
-		if snap.reg.roles[g.role].perms.has(ai) {
+		if snap.Reg.Roles[g.Role].Perms.Has(ai) {
 			return true
 		}
 	}
@@ -216,25 +217,25 @@ func (snap *snapshot) holds(u *userState, ai int, loc string) bool {
 
 // mayManage reports whether a non-privileged actor holds users:manage
 // covering loc.
-func (snap *snapshot) mayManage(u *userState, loc string) bool {
-	ai, err := snap.reg.action(ModuleUsers, "manage")
-	return err == nil && snap.holds(u, ai, loc)
+func mayManage(snap *snapshot.Snapshot, u *snapshot.UserState, loc string) bool {
+	ai, err := actionIndex(snap.Reg, ModuleUsers, "manage")
+	return err == nil && holds(snap, u, ai, loc)
 }
 
 // mayPerform checks that the actor may perform a platform action covering
 // every one of locs: System and super admins always may; anyone else needs
 // a grant allowing it (a platform grant, or a counting grant covering each
 // location).
-func (snap *snapshot) mayPerform(st actorState, module, action string, locs ...string) error {
+func mayPerform(snap *snapshot.Snapshot, st actorState, module, action string, locs ...string) error {
 	if st.system || st.superAdmin {
 		return nil
 	}
-	ai, err := snap.reg.action(module, action)
+	ai, err := actionIndex(snap.Reg, module, action)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrForbidden, err)
 	}
 	for _, loc := range locs {
-		if !snap.holds(st.user, ai, loc) {
+		if !holds(snap, st.user, ai, loc) {
 			where := fmt.Sprintf("%q", loc)
 			if loc == "" {
 				where = "the top level"
@@ -248,39 +249,39 @@ func (snap *snapshot) mayPerform(st actorState, module, action string, locs ...s
 // ownPerms is the union of the permissions of the actor's grants counting
 // at loc. Permission sets ignore module enablement, so this counts as if
 // every module were enabled.
-func (snap *snapshot) ownPerms(u *userState, loc string) permSet {
-	out := newPermSet(len(snap.reg.actions))
-	grants, _ := snap.counting(u, loc)
+func ownPerms(snap *snapshot.Snapshot, u *snapshot.UserState, loc string) snapshot.PermSet {
+	out := snapshot.NewPermSet(len(snap.Reg.Actions))
+	grants, _ := counting(snap, u, loc)
 	for _, g := range grants {
-		out.union(snap.reg.roles[g.role].perms)
+		out.Union(snap.Reg.Roles[g.Role].Perms)
 	}
 	return out
 }
 
 // checkLocation validates a live location ID.
-func (snap *snapshot) checkLocation(id string) error {
+func checkLocation(snap *snapshot.Snapshot, id string) error {
 	if !dbx.ValidID(id) {
 		return fmt.Errorf("%w: location %q", ErrInvalidInput, truncateID(id))
 	}
-	if _, ok := snap.tree.Get(id); !ok {
+	if _, ok := snap.Tree.Get(id); !ok {
 		return fmt.Errorf("%w: %q", location.ErrNotFound, id)
 	}
 	return nil
 }
 
 // liveUser returns the snapshot state of a live (not deleted) user.
-func (snap *snapshot) liveUser(id string) (*userState, error) {
+func liveUser(snap *snapshot.Snapshot, id string) (*snapshot.UserState, error) {
 	if !dbx.ValidID(id) {
 		return nil, fmt.Errorf("%w: user id %q", ErrInvalidInput, truncateID(id))
 	}
-	u, ok := snap.users.get(id)
-	if !ok || u.deleted {
+	u, ok := snap.Users.Get(id)
+	if !ok || u.Deleted {
 		return nil, fmt.Errorf("%w: %q", users.ErrNotFound, id)
 	}
 	return u, nil
 }
 
 // snapshotRead runs fn under the checker's read lock.
-func (a *Admin) snapshotRead(fn func(snap *snapshot) error) error {
+func (a *Admin) snapshotRead(fn func(snap *snapshot.Snapshot) error) error {
 	return fn(a.c.snapshot())
 }

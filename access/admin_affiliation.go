@@ -11,6 +11,7 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/txwrite"
 )
 
@@ -86,23 +87,23 @@ func (a *Admin) DeleteOrganisation(ctx context.Context, actor Subject, organisat
 // organisation's, checks that the actor holds users:manage covering it,
 // and runs g.
 func (a *Admin) organisationGuard(ctx context.Context, actor Subject, orgID string, g *guarded, withUser bool) error {
-	return a.guard(ctx, actor, g, func(snap *snapshot) error {
+	return a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
 		if !dbx.ValidID(orgID) {
 			return fmt.Errorf("%w: organisation %q", ErrInvalidInput, orgID)
 		}
 		if withUser {
-			if _, err := snap.liveUser(g.ch.userID); err != nil {
+			if _, err := liveUser(snap, g.ch.userID); err != nil {
 				return err
 			}
 		}
-		org, ok := snap.orgs[orgID]
+		org, ok := snap.Orgs[orgID]
 		if !ok {
 			return fmt.Errorf("%w: organisation %q", affiliation.ErrNotFound, orgID)
 		}
-		g.ch.location = org.location
+		g.ch.location = org.Location
 		return nil
-	}, func(snap *snapshot, st actorState) error {
-		if !st.privileged() && !snap.mayManage(st.user, g.ch.location) {
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		if !st.privileged() && !mayManage(snap, st.user, g.ch.location) {
 			return fmt.Errorf("%w: no users:manage covering organisation %q", ErrForbidden, orgID)
 		}
 		return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -98,13 +99,13 @@ func (a *Admin) commitObserved(ctx context.Context, actor Subject, g guarded) er
 func (a *Admin) attempt(ctx context.Context, actor Subject, g guarded, refusedOut *error) error {
 	var refused error
 	defer func() { *refusedOut = refused }()
-	return a.c.publishBuilt(func(cur *snapshot) (*snapshot, error) {
+	return a.c.publishBuilt(func(cur *snapshot.Snapshot) (*snapshot.Snapshot, error) {
 		st, err := a.resolveActor(cur, actor)
 		if err != nil {
 			refused = err
 			return nil, err
 		}
-		var next *snapshot
+		var next *snapshot.Snapshot
 		err = dbx.TxOnce(ctx, a.db, func(tx *gorm.DB) error {
 			if g.inv != nil {
 				admins, err := lockSuperAdmins(tx)
@@ -128,7 +129,7 @@ func (a *Admin) attempt(ctx context.Context, actor Subject, g guarded, refusedOu
 			}
 			affected := slices.Concat(g.users, touched)
 			if moved != "" {
-				affected = append(affected, cur.usersAround(next, moved)...)
+				affected = append(affected, usersAround(cur, next, moved)...)
 			}
 			if refused = judge(cur, next, st, affected, moved, a.now()); refused != nil {
 				return refused
@@ -143,21 +144,21 @@ func (a *Admin) attempt(ctx context.Context, actor Subject, g guarded, refusedOu
 }
 
 // next builds the snapshot after g's write from cur and tx's reads, with
-// applyParts, as every other change is applied. It returns the moved
+// snapshot.ApplyParts, as every other change is applied. It returns the moved
 // location, if the tree change is a move.
-func (a *Admin) next(ctx context.Context, tx *gorm.DB, cur *snapshot, g guarded, touched []string) (*snapshot, string, error) {
-	p := parts{users: slices.Concat(g.users, touched), affiliations: g.links}
+func (a *Admin) next(ctx context.Context, tx *gorm.DB, cur *snapshot.Snapshot, g guarded, touched []string) (*snapshot.Snapshot, string, error) {
+	p := snapshot.Parts{Users: slices.Concat(g.users, touched), Affiliations: g.links}
 	var moved string
 	if g.tree != nil {
 		if ch := g.tree(); ch != nil {
-			p.tree = []location.Change{*ch}
+			p.Tree = []location.Change{*ch}
 			if ch.Kind == location.ChangeMoved {
 				moved = ch.Location.ID
 			}
 		}
 	}
 	next := *cur
-	if err := applyParts(ctx, tx, &next, p); err != nil {
+	if err := snapshot.ApplyParts(ctx, tx, &next, p); err != nil {
 		return nil, "", err
 	}
 	return &next, moved, nil
@@ -167,19 +168,19 @@ func (a *Admin) next(ctx context.Context, tx *gorm.DB, cur *snapshot, g guarded,
 // change without any of their rows changing: those with a profile or grant
 // in id's subtree (their anchors may change), and those with a grant at
 // one of id's ancestors in next's tree (they come to cover the subtree).
-func (cur *snapshot) usersAround(next *snapshot, id string) []string {
+func usersAround(cur *snapshot.Snapshot, next *snapshot.Snapshot, id string) []string {
 	above := map[string]bool{}
-	for _, anc := range next.tree.Ancestors(id) {
+	for _, anc := range next.Tree.Ancestors(id) {
 		above[anc] = true
 	}
 	var out []string
-	cur.users.each(func(uid string, u *userState) bool {
-		if u.holdsWithin(cur, id) {
+	cur.Users.Each(func(uid string, u *snapshot.UserState) bool {
+		if u.HoldsWithin(cur, id) {
 			out = append(out, uid)
 			return true
 		}
-		for _, g := range u.grants {
-			if !g.platform() && above[cur.grantAt(u, &g)] {
+		for _, g := range u.Grants {
+			if !g.Platform() && above[cur.GrantAt(u, &g)] {
 				out = append(out, uid)
 				break
 			}
@@ -193,7 +194,7 @@ func (cur *snapshot) usersAround(next *snapshot, id string) []string {
 // lock from the moment build sees the current snapshot until the new one
 // is current, so that what build judged is exactly what is published. It
 // publishes nothing when build fails.
-func (c *Checker) publishBuilt(build func(cur *snapshot) (*snapshot, error)) error {
+func (c *Checker) publishBuilt(build func(cur *snapshot.Snapshot) (*snapshot.Snapshot, error)) error {
 	c.publishMu.Lock()
 	defer c.publishMu.Unlock()
 	next, err := build(c.snap.Load())
@@ -243,7 +244,7 @@ func (a *Admin) refuse(ctx context.Context, actor Subject, ch change, err error)
 // returns the operation's own permission rule for the resolved actor. A
 // refusal from either rule, or from the result (see commit), is audited.
 func (a *Admin) guard(ctx context.Context, actor Subject, g *guarded,
-	validate func(snap *snapshot) error, allowed func(snap *snapshot, st actorState) error) error {
+	validate func(snap *snapshot.Snapshot) error, allowed func(snap *snapshot.Snapshot, st actorState) error) error {
 	snap := a.c.snapshot()
 	if err := validate(snap); err != nil {
 		return err

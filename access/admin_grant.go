@@ -9,6 +9,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/users"
 )
@@ -48,24 +49,24 @@ func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*us
 			return nil, err
 		},
 	}
-	err := a.guard(ctx, actor, g, func(snap *snapshot) error {
-		target, err := snap.liveUser(m.UserID)
+	err := a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
+		target, err := liveUser(snap, m.UserID)
 		if err != nil {
 			return err
 		}
 		if m.LocationID == policy.PlatformDomain {
 			return fmt.Errorf("%w: memberships are at locations, not platform-wide", ErrInvalidInput)
 		}
-		if ri, err = snap.checkRolePlace(m.Role, m.LocationID); err != nil {
+		if ri, err = checkRolePlace(snap, m.Role, m.LocationID); err != nil {
 			return err
 		}
-		approval = snap.approvalRequired(m.LocationID)
-		return snap.checkMembership(target, m)
-	}, func(snap *snapshot, st actorState) error {
-		if err := snap.mayGrant(st, ri, m.LocationID); err != nil {
+		approval = approvalRequired(snap, m.LocationID)
+		return checkMembership(snap, target, m)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		if err := mayGrant(snap, st, ri, m.LocationID); err != nil {
 			return err
 		}
-		if !st.privileged() && !snap.categoriesWithin(st.user, m.LocationID, m.AllowedCategories, m.DepartmentID) {
+		if !st.privileged() && !categoriesWithin(snap, st.user, m.LocationID, m.AllowedCategories, m.DepartmentID) {
 			return fmt.Errorf("%w: categories beyond the actor's own", ErrForbidden)
 		}
 		return nil
@@ -78,7 +79,7 @@ func (a *Admin) AddMember(ctx context.Context, actor Subject, m Membership) (*us
 
 // checkMembership validates what AddMember would otherwise learn only from
 // the store, so that bad input is never mistaken for a refusal.
-func (snap *snapshot) checkMembership(target *userState, m Membership) error {
+func checkMembership(snap *snapshot.Snapshot, target *snapshot.UserState, m Membership) error {
 	for _, c := range m.AllowedCategories {
 		if !dbx.ValidID(c) {
 			return fmt.Errorf("%w: category %q", ErrInvalidInput, truncateID(c))
@@ -88,11 +89,11 @@ func (snap *snapshot) checkMembership(target *userState, m Membership) error {
 		if !dbx.ValidID(m.DepartmentID) {
 			return fmt.Errorf("%w: department %q", ErrInvalidInput, truncateID(m.DepartmentID))
 		}
-		if _, ok := snap.departments[m.DepartmentID]; !ok {
+		if _, ok := snap.Departments[m.DepartmentID]; !ok {
 			return fmt.Errorf("%w: department %q", users.ErrNotFound, m.DepartmentID)
 		}
 	}
-	if _, ok := snap.profile(target, m.LocationID); ok {
+	if _, ok := snap.Profile(target, m.LocationID); ok {
 		return fmt.Errorf("%w: user %q already has a profile at %q", users.ErrDuplicate, m.UserID, m.LocationID)
 	}
 	return nil
@@ -101,22 +102,22 @@ func (snap *snapshot) checkMembership(target *userState, m Membership) error {
 // categoriesWithin reports whether the effective categories of a new
 // membership lie within the actor's own effective categories at loc (the
 // union over the anchor profiles of the actor's grants counting there).
-func (snap *snapshot) categoriesWithin(u *userState, loc string, allowed []string, department string) bool {
-	_, anchors := snap.counting(u, loc)
-	own := categorySet{}
+func categoriesWithin(snap *snapshot.Snapshot, u *snapshot.UserState, loc string, allowed []string, department string) bool {
+	_, anchors := counting(snap, u, loc)
+	own := snapshot.CategorySet{}
 	for _, p := range anchors {
-		if p == nil || snap.unrestrictedCategories(p) {
+		if p == nil || snap.UnrestrictedCategories(p) {
 			return true // a platform grant or an unrestricted anchor sees every category
 		}
-		for cat := range snap.effective(p) {
+		for cat := range effective(snap, p) {
 			own[cat] = struct{}{}
 		}
 	}
-	target := &profileState{allowed: newCategorySet(allowed), department: deptOf(department)}
-	if snap.unrestrictedCategories(target) {
+	target := &snapshot.ProfileState{Allowed: snapshot.NewCategorySet(allowed), Department: snapshot.DeptOf(department)}
+	if snap.UnrestrictedCategories(target) {
 		return false
 	}
-	for cat := range snap.effective(target) {
+	for cat := range effective(snap, target) {
 		if _, ok := own[cat]; !ok {
 			return false
 		}
@@ -125,20 +126,20 @@ func (snap *snapshot) categoriesWithin(u *userState, loc string, allowed []strin
 }
 
 // effective returns the effective categories of a restricted profile.
-func (snap *snapshot) effective(p *profileState) categorySet {
-	cats, _ := snap.effectiveCategories(p)
-	return newCategorySet(cats)
+func effective(snap *snapshot.Snapshot, p *snapshot.ProfileState) snapshot.CategorySet {
+	cats, _ := snap.EffectiveCategories(p)
+	return snapshot.NewCategorySet(cats)
 }
 
 // approvalRequired reports whether a new profile at loc starts unapproved:
 // at or below a municipality it follows that municipality's setting; above
 // the municipality level it always does.
-func (snap *snapshot) approvalRequired(loc string) bool {
-	muni, ok := snap.tree.MunicipalityOf(loc)
+func approvalRequired(snap *snapshot.Snapshot, loc string) bool {
+	muni, ok := snap.Tree.MunicipalityOf(loc)
 	if !ok {
 		return true
 	}
-	_, off := snap.approvalOff[muni]
+	_, off := snap.ApprovalOff[muni]
 	return !off
 }
 
@@ -188,61 +189,61 @@ func (a *Admin) changeGrant(ctx context.Context, actor Subject, typ, userID, rol
 			return nil, err
 		},
 	}
-	return a.guard(ctx, actor, g, func(snap *snapshot) error {
-		target, err := snap.liveUser(userID)
+	return a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
+		target, err := liveUser(snap, userID)
 		if err != nil {
 			return err
 		}
-		if ri, err = snap.checkRolePlace(role, loc); err != nil {
+		if ri, err = checkRolePlace(snap, role, loc); err != nil {
 			return err
 		}
 		if typ == audit.TypeGrant && loc != policy.PlatformDomain {
-			if p, _ := snap.anchor(target, loc); p == nil {
+			if p, _ := snap.Anchor(target, loc); p == nil {
 				return fmt.Errorf("%w: no profile anchors this grant: %q has no profile at or above %q", ErrInvalidInput, userID, loc)
 			}
 		}
 		return nil
-	}, func(snap *snapshot, st actorState) error {
-		return snap.mayGrant(st, ri, loc)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		return mayGrant(snap, st, ri, loc)
 	})
 }
 
 // mayGrant applies the grant rules of SPEC §3 for role ri at loc (they
 // apply to revocation alike).
-func (snap *snapshot) mayGrant(st actorState, ri int, loc string) error {
-	role := snap.reg.roles[ri]
-	if role.platform || role.reserved {
+func mayGrant(snap *snapshot.Snapshot, st actorState, ri int, loc string) error {
+	role := snap.Reg.Roles[ri]
+	if role.Platform || role.Reserved {
 		if st.system || st.superAdmin {
 			return nil
 		}
-		return fmt.Errorf("%w: only super admins grant %s", ErrForbidden, role.name)
+		return fmt.Errorf("%w: only super admins grant %s", ErrForbidden, role.Name)
 	}
 	if st.privileged() {
 		return nil
 	}
-	if !snap.mayManage(st.user, loc) {
+	if !mayManage(snap, st.user, loc) {
 		return fmt.Errorf("%w: no users:manage covering %q", ErrForbidden, loc)
 	}
-	if !role.perms.subsetOf(snap.ownPerms(st.user, loc)) {
-		return fmt.Errorf("%w: %s has permissions the actor lacks at %q", ErrForbidden, role.name, loc)
+	if !role.Perms.SubsetOf(ownPerms(snap, st.user, loc)) {
+		return fmt.Errorf("%w: %s has permissions the actor lacks at %q", ErrForbidden, role.Name, loc)
 	}
 	return nil
 }
 
 // checkRolePlace validates role and location and returns the role index.
-func (snap *snapshot) checkRolePlace(role, loc string) (int, error) {
-	ri, ok := snap.reg.role(role)
+func checkRolePlace(snap *snapshot.Snapshot, role, loc string) (int, error) {
+	ri, ok := roleIndex(snap.Reg, role)
 	if !ok {
 		return 0, fmt.Errorf("%w %q", ErrUnknownRole, truncateID(role))
 	}
-	platform := snap.reg.roles[ri].platform
+	platform := snap.Reg.Roles[ri].Platform
 	switch {
 	case loc == policy.PlatformDomain && !platform:
 		return 0, fmt.Errorf("%w: %s is granted at locations, not platform-wide", ErrInvalidInput, role)
 	case loc != policy.PlatformDomain && platform:
 		return 0, fmt.Errorf("%w: %s is granted only platform-wide (\"*\")", ErrInvalidInput, role)
 	case loc != policy.PlatformDomain:
-		if err := snap.checkLocation(loc); err != nil {
+		if err := checkLocation(snap, loc); err != nil {
 			return 0, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/users"
@@ -72,8 +73,8 @@ func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string,
 	ch := change{typ: audit.TypeSuperAdmin, userID: userID, details: map[string]any{"value": on}}
 	inv := invariant{target: userID, removes: !on}
 	var denied error
-	err := a.snapshotRead(func(snap *snapshot) error {
-		target, err := snap.liveUser(userID)
+	err := a.snapshotRead(func(snap *snapshot.Snapshot) error {
+		target, err := liveUser(snap, userID)
 		if err != nil {
 			return err
 		}
@@ -85,7 +86,7 @@ func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string,
 			denied = fmt.Errorf("%w: only super admins make or unmake super admins", ErrForbidden)
 		case !on && actor.UserID == userID && !st.system:
 			denied = fmt.Errorf("%w: a super admin cannot remove their own flag", ErrForbidden)
-		case on && target.technical:
+		case on && target.Technical:
 			denied = fmt.Errorf("%w: technical users are never super admins", ErrForbidden)
 		}
 		if err == nil && !st.system {
@@ -119,15 +120,15 @@ func (a *Admin) SetSuperAdmin(ctx context.Context, actor Subject, userID string,
 // the invariant the transaction re-checks.
 func (a *Admin) lifecycleCheck(actor Subject, userID string, deleted bool) (inv invariant, denied, err error) {
 	inv.target = userID
-	err = a.snapshotRead(func(snap *snapshot) error {
+	err = a.snapshotRead(func(snap *snapshot.Snapshot) error {
 		if !dbx.ValidID(userID) {
 			return fmt.Errorf("%w: user id %q", ErrInvalidInput, truncateID(userID))
 		}
-		u, ok := snap.users.get(userID)
+		u, ok := snap.Users.Get(userID)
 		switch {
-		case !ok, u.deleted && !deleted:
+		case !ok, u.Deleted && !deleted:
 			return fmt.Errorf("%w: %q", users.ErrNotFound, userID)
-		case !u.deleted && deleted:
+		case !u.Deleted && deleted:
 			return fmt.Errorf("%w: only deleted users are anonymised", ErrInvalidInput)
 		}
 		st, err := a.resolveActor(snap, actor)
@@ -135,7 +136,7 @@ func (a *Admin) lifecycleCheck(actor Subject, userID string, deleted bool) (inv 
 			denied = err
 			return nil
 		}
-		denied = snap.mayEndUser(st, u)
+		denied = mayEndUser(snap, st, u)
 		switch {
 		case st.system:
 		case st.superAdmin && !st.platformAdmin:
@@ -150,22 +151,22 @@ func (a *Admin) lifecycleCheck(actor Subject, userID string, deleted bool) (inv 
 
 // mayEndUser is the permission rule of SetUserActive, DeleteUser and
 // AnonymizeUser.
-func (snap *snapshot) mayEndUser(st actorState, target *userState) error {
+func mayEndUser(snap *snapshot.Snapshot, st actorState, target *snapshot.UserState) error {
 	if st.system || st.superAdmin {
 		return nil
 	}
 	if !st.platformAdmin {
 		return fmt.Errorf("%w: needs a super admin or platform_admin", ErrForbidden)
 	}
-	if target.deleted {
+	if target.Deleted {
 		return nil // a deleted user holds nothing any more
 	}
-	if target.superAdmin && !target.technical {
+	if target.SuperAdmin && !target.Technical {
 		return fmt.Errorf("%w: only super admins deactivate or delete a super admin", ErrForbidden)
 	}
-	for _, g := range target.grants {
-		if role := snap.reg.roles[g.role]; role.platform || role.reserved {
-			return fmt.Errorf("%w: the user holds %s, which only super admins grant or revoke", ErrForbidden, role.name)
+	for _, g := range target.Grants {
+		if role := snap.Reg.Roles[g.Role]; role.Platform || role.Reserved {
+			return fmt.Errorf("%w: the user holds %s, which only super admins grant or revoke", ErrForbidden, role.Name)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/location"
 	"github.com/civicstack/townhall/users"
@@ -28,20 +29,20 @@ func (a *Admin) MoveLocation(ctx context.Context, actor Subject, id, newParentID
 			return &location.Change{Kind: location.ChangeMoved, Location: location.Location{ID: id, ParentID: newParentID}}
 		},
 	}
-	return a.guard(ctx, actor, g, func(snap *snapshot) error {
-		if err := snap.checkLocation(id); err != nil {
+	return a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
+		if err := checkLocation(snap, id); err != nil {
 			return err
 		}
 		if newParentID != "" {
-			if err := snap.checkLocation(newParentID); err != nil {
+			if err := checkLocation(snap, newParentID); err != nil {
 				return err
 			}
 		}
-		from, _ := snap.tree.Parent(id)
+		from, _ := snap.Tree.Parent(id)
 		g.ch.details = map[string]any{"from": from, "to": newParentID}
 		return nil
-	}, func(snap *snapshot, st actorState) error {
-		return snap.mayPerform(st, ModuleLocations, "manage", id, newParentID)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		return mayPerform(snap, st, ModuleLocations, "manage", id, newParentID)
 	})
 }
 
@@ -95,10 +96,10 @@ func (a *Admin) DeleteLocation(ctx context.Context, actor Subject, id string) er
 	g.record = func(tx *gorm.DB) error {
 		return a.recordCascade(ctx, tx, actor, g.ch, deactivated, "location", id)
 	}
-	return a.guard(ctx, actor, g, func(snap *snapshot) error {
-		return snap.checkLocation(id)
-	}, func(snap *snapshot, st actorState) error {
-		return snap.mayPerform(st, ModuleLocations, "manage", id)
+	return a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
+		return checkLocation(snap, id)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		return mayPerform(snap, st, ModuleLocations, "manage", id)
 	})
 }
 
@@ -115,19 +116,4 @@ func holdersAt(tx *gorm.DB, locs []string) ([]string, error) {
 		return nil, fmt.Errorf("read profiles: %w", err)
 	}
 	return append(ids, holders...), nil
-}
-
-// holdsWithin reports whether u has a profile or grant inside id's subtree.
-func (u *userState) holdsWithin(snap *snapshot, id string) bool {
-	for _, pr := range u.profiles {
-		if snap.tree.IsWithin(snap.locOf(u, pr.p.loc), id) {
-			return true
-		}
-	}
-	for _, g := range u.grants {
-		if !g.platform() && snap.tree.IsWithin(snap.grantAt(u, &g), id) {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/users"
 )
@@ -29,46 +30,46 @@ func (a *Admin) SetProfileActive(ctx context.Context, actor Subject, userID, loc
 
 func (a *Admin) profileFlag(ctx context.Context, actor Subject, typ, userID, loc string, value bool,
 	set func(context.Context, *gorm.DB, *users.ProfileStore, string, string, bool) error) error {
-	var target *userState
+	var target *snapshot.UserState
 	g := &guarded{
 		ch:    change{typ: typ, userID: userID, location: loc, details: map[string]any{"value": value}},
 		users: []string{userID},
 		write: func(tx *gorm.DB) ([]string, error) { return nil, set(ctx, tx, a.profiles, userID, loc, value) },
 	}
-	return a.guard(ctx, actor, g, func(snap *snapshot) error {
+	return a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
 		var err error
-		if target, err = snap.liveUser(userID); err != nil {
+		if target, err = liveUser(snap, userID); err != nil {
 			return err
 		}
-		if err := snap.checkLocation(loc); err != nil {
+		if err := checkLocation(snap, loc); err != nil {
 			return err
 		}
-		if _, ok := snap.profile(target, loc); !ok {
+		if _, ok := snap.Profile(target, loc); !ok {
 			return fmt.Errorf("%w: no profile of %q at %q", users.ErrNotFound, userID, loc)
 		}
 		return nil
-	}, func(snap *snapshot, st actorState) error {
-		return snap.mayManageProfile(st, target, loc)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		return mayManageProfile(snap, st, target, loc)
 	})
 }
 
 // mayManageProfile checks Approve and SetProfileActive: users:manage
 // covering the location, and every role the target holds there (every
 // grant anchored at that profile) one the actor could grant.
-func (snap *snapshot) mayManageProfile(st actorState, target *userState, loc string) error {
-	if !st.privileged() && !snap.mayManage(st.user, loc) {
+func mayManageProfile(snap *snapshot.Snapshot, st actorState, target *snapshot.UserState, loc string) error {
+	if !st.privileged() && !mayManage(snap, st.user, loc) {
 		return fmt.Errorf("%w: no users:manage covering %q", ErrForbidden, loc)
 	}
-	for _, g := range target.grants {
-		if g.platform() {
+	for _, g := range target.Grants {
+		if g.Platform() {
 			continue
 		}
-		gl := snap.grantAt(target, &g)
-		if _, at := snap.anchor(target, gl); at != loc {
+		gl := snap.GrantAt(target, &g)
+		if _, at := snap.Anchor(target, gl); at != loc {
 			continue
 		}
-		if err := snap.mayGrant(st, int(g.role), gl); err != nil {
-			return fmt.Errorf("target holds %s at %q: %w", snap.reg.roles[g.role].name, gl, err)
+		if err := mayGrant(snap, st, int(g.Role), gl); err != nil {
+			return fmt.Errorf("target holds %s at %q: %w", snap.Reg.Roles[g.Role].Name, gl, err)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -21,24 +22,24 @@ func (a *Admin) SetModuleEnabled(ctx context.Context, actor Subject, municipalit
 	g := &guarded{
 		ch: change{typ: audit.TypeModuleEnabled, location: municipalityID, details: map[string]any{"module": module, "value": enabled}},
 		write: func(tx *gorm.DB) ([]string, error) {
-			return nil, upsert(tx, &moduleSettingRow{MunicipalityID: municipalityID, Module: module, Enabled: enabled, UpdatedAt: a.now().UTC()})
+			return nil, upsert(tx, &snapshot.ModuleSettingRow{MunicipalityID: municipalityID, Module: module, Enabled: enabled, UpdatedAt: a.now().UTC()})
 		},
 	}
-	err := a.guard(ctx, actor, g, func(snap *snapshot) error {
-		if _, ok := snap.reg.actionIx[module]; !ok {
+	err := a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
+		if _, ok := snap.Reg.ActionIx[module]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownModule, truncateID(module))
 		}
 		if IsPlatformModule(module) {
 			return fmt.Errorf("%w: platform module %q cannot be disabled", ErrInvalidInput, module)
 		}
-		return snap.checkMunicipality(municipalityID)
-	}, func(snap *snapshot, st actorState) error {
-		return snap.mayPerform(st, ModuleModules, "configure", municipalityID)
+		return checkMunicipality(snap, municipalityID)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		return mayPerform(snap, st, ModuleModules, "configure", municipalityID)
 	})
 	if err != nil {
 		return err
 	}
-	return a.c.refresh(ctx, parts{municipalities: []string{municipalityID}})
+	return a.c.refresh(ctx, snapshot.Parts{Municipalities: []string{municipalityID}})
 }
 
 // SetApprovalRequired sets whether new profiles at or below a municipality
@@ -49,13 +50,13 @@ func (a *Admin) SetApprovalRequired(ctx context.Context, actor Subject, municipa
 	g := &guarded{
 		ch: change{typ: audit.TypeApprovalRequired, location: municipalityID, details: map[string]any{"value": required}},
 		write: func(tx *gorm.DB) ([]string, error) {
-			return nil, upsert(tx, &municipalitySettingRow{MunicipalityID: municipalityID, ApprovalRequired: required, UpdatedAt: a.now().UTC()})
+			return nil, upsert(tx, &snapshot.MunicipalitySettingRow{MunicipalityID: municipalityID, ApprovalRequired: required, UpdatedAt: a.now().UTC()})
 		},
 	}
-	err := a.guard(ctx, actor, g, func(snap *snapshot) error {
-		return snap.checkMunicipality(municipalityID)
-	}, func(snap *snapshot, st actorState) error {
-		if !st.privileged() && !snap.mayManage(st.user, municipalityID) {
+	err := a.guard(ctx, actor, g, func(snap *snapshot.Snapshot) error {
+		return checkMunicipality(snap, municipalityID)
+	}, func(snap *snapshot.Snapshot, st actorState) error {
+		if !st.privileged() && !mayManage(snap, st.user, municipalityID) {
 			return fmt.Errorf("%w: no users:manage covering %q", ErrForbidden, municipalityID)
 		}
 		return nil
@@ -63,14 +64,14 @@ func (a *Admin) SetApprovalRequired(ctx context.Context, actor Subject, municipa
 	if err != nil {
 		return err
 	}
-	return a.c.refresh(ctx, parts{municipalities: []string{municipalityID}})
+	return a.c.refresh(ctx, snapshot.Parts{Municipalities: []string{municipalityID}})
 }
 
-func (snap *snapshot) checkMunicipality(id string) error {
+func checkMunicipality(snap *snapshot.Snapshot, id string) error {
 	if !dbx.ValidID(id) {
 		return fmt.Errorf("%w: municipality %q", ErrInvalidInput, truncateID(id))
 	}
-	loc, ok := snap.tree.Get(id)
+	loc, ok := snap.Tree.Get(id)
 	if !ok {
 		return fmt.Errorf("%w: %q", location.ErrNotFound, id)
 	}

@@ -2,6 +2,7 @@ package access
 
 import (
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/snapshot"
 )
 
 // Decision events leave the check path as 24-byte integer codes (the
@@ -25,8 +26,8 @@ const epochSlots = 16
 const allowedBit = 0x80
 
 // storeSnapshot makes next current, first as the latest of its epoch.
-func (c *Checker) storeSnapshot(next *snapshot) {
-	c.epochs[next.epoch%epochSlots].Store(next)
+func (c *Checker) storeSnapshot(next *snapshot.Snapshot) {
+	c.epochs[next.Epoch%epochSlots].Store(next)
 	c.snap.Store(next)
 }
 
@@ -42,22 +43,22 @@ func (c *Checker) stampMicros() int64 {
 // recordCode queues decision d of sub on action ai (-1 when none) at tree
 // index loc (-1 when none) of snap as a code. It reports false, queueing
 // nothing, when d does not fit one (the caller records it with strings).
-func (c *Checker) recordCode(snap *snapshot, sub *subject, ai int, loc int32, d *Decision) bool {
+func (c *Checker) recordCode(snap *snapshot.Snapshot, sub *subject, ai int, loc int32, d *Decision) bool {
 	ri := reasonIndex(d.Reason)
 	// reasonIndex counts unknown reasons (none today) as the last one.
 	if ri == numReasons-1 && d.Reason != checkReasons[ri] || uint(ai+1) > 0xffff {
 		return false
 	}
 	k := audit.DecisionCode{At: c.stampMicros(), Location: uint32(loc + 1), Action: uint16(ai + 1),
-		Reason: uint8(ri), Tag: uint8(snap.epoch)}
+		Reason: uint8(ri), Tag: uint8(snap.Epoch)}
 	if d.Allowed {
 		k.Reason |= allowedBit
 	}
 	if sub.u != nil {
-		k.Actor = sub.u.idx + 1
+		k.Actor = sub.u.Idx + 1
 	}
 	if sub.imp != nil {
-		k.Impersonator = sub.imp.idx + 1
+		k.Impersonator = sub.imp.Idx + 1
 	}
 	c.codes.Record(&k)
 	return true
@@ -66,18 +67,18 @@ func (c *Checker) recordCode(snap *snapshot, sub *subject, ai int, loc int32, d 
 // decodeDecision is the audit writer's decoder of recordCode's codes.
 func (c *Checker) decodeDecision(k *audit.DecisionCode, d *audit.Decision) bool {
 	snap := c.epochs[k.Tag%epochSlots].Load()
-	if snap == nil || uint8(snap.epoch) != k.Tag {
+	if snap == nil || uint8(snap.Epoch) != k.Tag {
 		return false
 	}
 	user := func(i uint32) (string, bool) {
 		if i == 0 {
 			return "", true
 		}
-		u := snap.users.at(i - 1)
+		u := snap.Users.At(i - 1)
 		if u == nil {
 			return "", false
 		}
-		return u.id, true
+		return u.ID, true
 	}
 	var okActor, okImp bool
 	d.ActorID, okActor = user(k.Actor)
@@ -86,16 +87,16 @@ func (c *Checker) decodeDecision(k *audit.DecisionCode, d *audit.Decision) bool 
 		return false
 	}
 	if k.Location != 0 {
-		if d.LocationID = snap.view.IDIndex(int32(k.Location - 1)); d.LocationID == "" {
+		if d.LocationID = snap.View.IDIndex(int32(k.Location - 1)); d.LocationID == "" {
 			return false
 		}
 	}
 	if k.Action != 0 {
 		ai := int(k.Action) - 1
-		if ai >= len(snap.reg.actions) {
+		if ai >= len(snap.Reg.Actions) {
 			return false
 		}
-		d.Module, d.Action = snap.reg.actions[ai].module, snap.reg.actions[ai].action
+		d.Module, d.Action = snap.Reg.Actions[ai].Module, snap.Reg.Actions[ai].Action
 	}
 	ri := int(k.Reason &^ allowedBit)
 	if ri >= numReasons {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -62,7 +63,7 @@ type scope struct {
 // subject, the action and the location the record names (the resource's,
 // or else the municipality), once every one is resolved.
 type checked struct {
-	snap     *snapshot
+	snap     *snapshot.Snapshot
 	sub      subject
 	ai       int
 	loc      int32
@@ -70,7 +71,7 @@ type checked struct {
 }
 
 // decide is Check on a snapshot.
-func (c *Checker) decide(snap *snapshot, s *Subject, req *Request) (Decision, error) {
+func (c *Checker) decide(snap *snapshot.Snapshot, s *Subject, req *Request) (Decision, error) {
 	var (
 		at checked
 		d  Decision
@@ -80,17 +81,17 @@ func (c *Checker) decide(snap *snapshot, s *Subject, req *Request) (Decision, er
 }
 
 // decideAt is decide, filling at and, without an error, d.
-func (c *Checker) decideAt(snap *snapshot, s *Subject, req *Request, at *checked, d *Decision) error {
-	ai, err := snap.reg.action(req.Module, req.Action)
+func (c *Checker) decideAt(snap *snapshot.Snapshot, s *Subject, req *Request, at *checked, d *Decision) error {
+	ai, err := actionIndex(snap.Reg, req.Module, req.Action)
 	if err != nil {
 		return err
 	}
-	act := &snap.reg.actions[ai]
+	act := &snap.Reg.Actions[ai]
 	sc, err := resolveScope(snap, act, req)
 	if err != nil {
 		return err
 	}
-	if sc.hasRecord && req.Municipality != "" && !snap.view.IsWithinIndex(sc.recordIx, sc.muniIx) {
+	if sc.hasRecord && req.Municipality != "" && !snap.View.IsWithinIndex(sc.recordIx, sc.muniIx) {
 		*d = deny(ReasonOutOfScope) // recorded with the request's strings
 		return nil
 	}
@@ -114,16 +115,16 @@ func (c *Checker) decideAt(snap *snapshot, s *Subject, req *Request, at *checked
 
 // decideFor is steps 2 and 4-9 of SPEC §2 for a resolved subject and a
 // validated request: the one decision path of Check and Decide.
-func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInfo, sc *scope, res *Resource, d *Decision) {
+func (c *Checker) decideFor(snap *snapshot.Snapshot, sub *subject, ai int, act *snapshot.ActionInfo, sc *scope, res *Resource, d *Decision) {
 	// Whether an allow that does not depend on a grant's location (public,
 	// authenticated, platform grant) may cover this request: a record with
 	// no location only while the module is enabled everywhere.
-	unscoped := res == nil || sc.hasRecord || snap.enabledEverywhereIdx(act.moduleIdx)
-	enabled := snap.moduleEnabledAt(act.moduleIdx, sc.muniIx)
+	unscoped := res == nil || sc.hasRecord || snap.EnabledEverywhereIdx(act.ModuleIdx)
+	enabled := snap.ModuleEnabledAt(act.ModuleIdx, sc.muniIx)
 	u := sub.u
 	switch {
 	case u == nil:
-		if act.public && enabled && unscoped {
+		if act.Public && enabled && unscoped {
 			*d = allow(ReasonPublic, "", "")
 			return
 		}
@@ -141,20 +142,20 @@ func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInf
 	}
 	if unscoped {
 		switch {
-		case act.public:
+		case act.Public:
 			*d = allow(ReasonPublic, "", "")
 			return
-		case act.authenticated:
+		case act.Authenticated:
 			*d = allow(ReasonAuthenticated, "", "")
 			return
 		}
-		if u.hasPlatform(ai) {
+		if u.HasPlatform(ai) {
 			role, _ := platformRole(snap, u, ai)
 			*d = allow(ReasonPlatformRole, role, "*")
 			return
 		}
 	}
-	if act.platform && sc.muniIx < 0 && res == nil {
+	if act.Platform && sc.muniIx < 0 && res == nil {
 		*d = deny(ReasonNoGrant)
 		return
 	}
@@ -164,8 +165,8 @@ func (c *Checker) decideFor(snap *snapshot, sub *subject, ai int, act *actionInf
 // treeIndex returns the snapshot tree's index of location id, named what
 // in errors: ErrInvalidInput for a malformed ID, location.ErrNotFound for
 // one the tree does not hold.
-func treeIndex(snap *snapshot, what, id string) (int32, error) {
-	i, ok := snap.view.Index(id)
+func treeIndex(snap *snapshot.Snapshot, what, id string) (int32, error) {
+	i, ok := snap.View.Index(id)
 	switch {
 	case ok:
 		return i, nil
@@ -176,22 +177,22 @@ func treeIndex(snap *snapshot, what, id string) (int32, error) {
 }
 
 // resolveScope validates the request's places.
-func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) {
+func resolveScope(snap *snapshot.Snapshot, act *snapshot.ActionInfo, req *Request) (scope, error) {
 	sc := scope{muniIx: -1, recordIx: -1}
 	if req.Municipality != "" {
 		i, err := treeIndex(snap, "municipality", req.Municipality)
 		if err != nil {
 			return sc, err
 		}
-		if level := snap.view.LevelIndex(i); level != location.Municipality {
+		if level := snap.View.LevelIndex(i); level != location.Municipality {
 			return sc, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, req.Municipality, level)
 		}
 		sc.muni, sc.muniIx = req.Municipality, i
 	}
 	res := req.Resource
 	if res == nil {
-		if sc.muni == "" && !act.platform {
-			return sc, fmt.Errorf("%w: municipality required for module %q", ErrInvalidInput, act.module)
+		if sc.muni == "" && !act.Platform {
+			return sc, fmt.Errorf("%w: municipality required for module %q", ErrInvalidInput, act.Module)
 		}
 		return sc, nil
 	}
@@ -210,14 +211,14 @@ func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) 
 	}
 	// An affiliated record without a location of its own lies where its
 	// organisation does.
-	if org := snap.orgs[res.OrganisationID]; act.affiliated && !sc.hasRecord && org != nil {
-		if i, ok := snap.view.Index(org.location); ok {
-			sc.record, sc.recordIx, sc.hasRecord = org.location, i, true
+	if org := snap.Orgs[res.OrganisationID]; act.Affiliated && !sc.hasRecord && org != nil {
+		if i, ok := snap.View.Index(org.Location); ok {
+			sc.record, sc.recordIx, sc.hasRecord = org.Location, i, true
 		}
 	}
 	if sc.muni == "" && sc.hasRecord {
-		if m := snap.view.MunicipalityIndex(sc.recordIx); m >= 0 {
-			sc.muni, sc.muniIx = snap.view.IDIndex(m), m
+		if m := snap.View.MunicipalityIndex(sc.recordIx); m >= 0 {
+			sc.muni, sc.muniIx = snap.View.IDIndex(m), m
 		}
 	}
 	return sc, nil
@@ -225,77 +226,68 @@ func resolveScope(snap *snapshot, act *actionInfo, req *Request) (scope, error) 
 
 // platformRole returns the first (by name) platform-granted role of u that
 // allows action ai.
-func platformRole(snap *snapshot, u *userState, ai int) (string, bool) {
+func platformRole(snap *snapshot.Snapshot, u *snapshot.UserState, ai int) (string, bool) {
 	best := -1
-	for _, g := range u.grants {
-		if g.platform() && snap.reg.roles[g.role].perms.has(ai) && (best < 0 || int(g.role) < best) {
-			best = int(g.role)
+	for _, g := range u.Grants {
+		if g.Platform() && snap.Reg.Roles[g.Role].Perms.Has(ai) && (best < 0 || int(g.Role) < best) {
+			best = int(g.Role)
 		}
 	}
 	if best < 0 {
 		return "", false
 	}
-	return snap.reg.roles[best].name, true
+	return snap.Reg.Roles[best].Name, true
 }
-
-// Denial flags in reporting order (SPEC §2 step 9).
-const (
-	failNotAffiliated = 1 << iota
-	failCategory
-	failOutOfScope
-	failNotApproved
-	failInactive
-)
 
 var failReasons = [...]Reason{ReasonNotAffiliated, ReasonCategory, ReasonOutOfScope, ReasonProfileNotApproved, ReasonProfileInactive}
 
 // decideGrants is steps 8 and 9: the counted grants of u whose role
 // allows action ai.
-func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *actionInfo, sc *scope, res *Resource, d *Decision) {
+func (c *Checker) decideGrants(snap *snapshot.Snapshot, u *snapshot.UserState, ai int, act *snapshot.ActionInfo, sc *scope, res *Resource, d *Decision) {
 	var (
 		fails    int
-		best     *grant
+		best     *snapshot.Grant
 		bestDist int
 	)
-	view, reg := &snap.view, snap.reg
-	for i := range u.grants {
-		g := &u.grants[i]
-		if !g.counts() || !reg.allows(g.role, ai) {
+	view, reg := &snap.View, snap.Reg
+	for i := range u.Grants {
+		g := &u.Grants[i]
+		if !g.Counts() || !reg.Allows(g.Role, ai) {
 			continue
 		}
-		f := g.fails()
+		f := g.Fails()
 		var dist int
 		switch {
 		case res == nil:
 			var related bool
-			if dist, related = view.Lineage(sc.muniIx, g.loc); !related {
-				f |= failOutOfScope
+			if dist, related = view.Lineage(sc.muniIx, g.Loc); !related {
+				f |= snapshot.FailOutOfScope
 			}
-		case act.affiliated:
+		case act.Affiliated:
 			// Instead of the location rule: the record's organisation.
-			inScope, linked := c.affiliated(snap, u, u.id, res, view.IDIndex(g.loc), act.module)
+			inScope, linked := c.affiliated(snap, u, u.ID, res, view.IDIndex(g.Loc), act.Module)
 			if !inScope {
-				f |= failOutOfScope
+				f |= snapshot.FailOutOfScope
 			}
 			if !linked {
-				f |= failNotAffiliated
+				f |= snapshot.FailNotAffiliated
 			}
-			if !g.allowsCategory(snap, u, res.Category) {
-				f |= failCategory
+			if !g.AllowsCategory(snap, u, res.Category) {
+				f |= snapshot.FailCategory
 			}
 			if sc.hasRecord {
-				dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)
+				dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.Loc)
 			}
 		case !sc.hasRecord:
-			f |= failOutOfScope // only unrestricted subjects act on records without a location
+			f |= snapshot.FailOutOfScope // only unrestricted subjects act on records without a location
 		default:
-			if !view.IsWithinIndex(sc.recordIx, g.loc) {
-				f |= failOutOfScope
+			if !view.IsWithinIndex(sc.recordIx, g.Loc) {
+				f |= snapshot.FailOutOfScope
 			}
-			if !g.allowsCategory(snap, u, res.Category) {
-				f |= failCategory
+			if !g.AllowsCategory(snap, u, res.Category) {
+				f |= snapshot.FailCategory
 			}
-			dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.loc)
+			dist = view.DepthIndex(sc.recordIx) - view.DepthIndex(g.Loc)
 		}
 		if f != 0 {
 			fails |= f
@@ -304,12 +296,12 @@ func (c *Checker) decideGrants(snap *snapshot, u *userState, ai int, act *action
 		// Equally near grants: by role name (roles are indexed in name
 		// order), then location ID.
 		if best == nil || dist < bestDist || dist == bestDist &&
-			(g.role < best.role || g.role == best.role && view.IDIndex(g.loc) < view.IDIndex(best.loc)) {
+			(g.Role < best.Role || g.Role == best.Role && view.IDIndex(g.Loc) < view.IDIndex(best.Loc)) {
 			best, bestDist = g, dist
 		}
 	}
 	if best != nil {
-		*d = allow(ReasonRole, reg.roles[best.role].name, view.IDIndex(best.loc))
+		*d = allow(ReasonRole, reg.Roles[best.Role].Name, view.IDIndex(best.Loc))
 		return
 	}
 	if fails != 0 {
@@ -330,7 +322,7 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 // least one municipality, or platform-wide for platform modules.
 func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, action string) (bool, error) {
 	snap := c.snapshot()
-	ai, err := snap.reg.action(module, action)
+	ai, err := actionIndex(snap.Reg, module, action)
 	if err != nil {
 		return false, err
 	}
@@ -342,44 +334,44 @@ func (c *Checker) UserCanAccessModule(ctx context.Context, s Subject, module, ac
 }
 
 // canAccessModule is UserCanAccessModule for a resolved subject.
-func (c *Checker) canAccessModule(snap *snapshot, sub subject, ai int) bool {
-	act := &snap.reg.actions[ai]
+func (c *Checker) canAccessModule(snap *snapshot.Snapshot, sub subject, ai int) bool {
+	act := &snap.Reg.Actions[ai]
 	u := sub.u
 	switch {
 	case u == nil:
-		return act.public && snap.enabledSomewhereIdx(act.moduleIdx)
+		return act.Public && snap.EnabledSomewhereIdx(act.ModuleIdx)
 	case sub.inactive:
 		return false
 	case sub.superAdmin():
 		return true
 	}
-	platform := u.hasPlatform(ai)
-	if act.platform {
+	platform := u.HasPlatform(ai)
+	if act.Platform {
 		if platform {
 			return true
 		}
-	} else if (act.public || act.authenticated || platform) && snap.enabledSomewhereIdx(act.moduleIdx) {
+	} else if (act.Public || act.Authenticated || platform) && snap.EnabledSomewhereIdx(act.ModuleIdx) {
 		return true
 	}
-	view := &snap.view
-	for i := range u.grants {
-		g := &u.grants[i]
-		if !g.counts() || g.fails() != 0 || !snap.reg.allows(g.role, ai) {
+	view := &snap.View
+	for i := range u.Grants {
+		g := &u.Grants[i]
+		if !g.Counts() || g.Fails() != 0 || !snap.Reg.Allows(g.Role, ai) {
 			continue
 		}
-		if act.platform {
+		if act.Platform {
 			return true // the request may name any municipality related to the grant
 		}
-		if !view.LiveIndex(g.loc) {
+		if !view.LiveIndex(g.Loc) {
 			continue
 		}
-		if muni := view.MunicipalityIndex(g.loc); muni >= 0 {
-			if snap.moduleEnabledAt(act.moduleIdx, muni) {
+		if muni := view.MunicipalityIndex(g.Loc); muni >= 0 {
+			if snap.ModuleEnabledAt(act.ModuleIdx, muni) {
 				return true
 			}
 			continue
 		}
-		if c.someMunicipalityEnabled(snap, act.module, view.IDIndex(g.loc)) {
+		if c.someMunicipalityEnabled(snap, act.Module, view.IDIndex(g.Loc)) {
 			return true
 		}
 	}
@@ -388,17 +380,17 @@ func (c *Checker) canAccessModule(snap *snapshot, sub subject, ai int) bool {
 
 // someMunicipalityEnabled reports whether a municipality in the subtree of
 // root (the whole tree when root is "") has module enabled.
-func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) bool {
+func (c *Checker) someMunicipalityEnabled(snap *snapshot.Snapshot, module, root string) bool {
 	var walk func(ids []string) bool
 	walk = func(ids []string) bool {
 		for _, id := range ids {
-			if level, _ := snap.tree.Level(id); level == location.Municipality {
-				if snap.moduleEnabled(module, id) {
+			if level, _ := snap.Tree.Level(id); level == location.Municipality {
+				if snap.ModuleEnabled(module, id) {
 					return true
 				}
 				continue // nothing below a municipality is another municipality
 			}
-			if walk(snap.tree.Children(id)) {
+			if walk(snap.Tree.Children(id)) {
 				return true
 			}
 		}
@@ -407,7 +399,7 @@ func (c *Checker) someMunicipalityEnabled(snap *snapshot, module, root string) b
 	if root != "" {
 		return walk([]string{root})
 	}
-	return walk(snap.tree.Roots())
+	return walk(snap.Tree.Roots())
 }
 
 // recordDecision queues a decision for the audit log with the request's

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/snapshot"
 )
 
 // No escalation, judged on the result (SPEC §3). Every guarded Admin change
@@ -34,21 +35,21 @@ import (
 // only: the module may be used there, but no record passes.
 type catSet struct {
 	all bool
-	set categorySet
+	set snapshot.CategorySet
 }
 
 // addProfile adds the effective categories of profile p.
-func (c *catSet) addProfile(snap *snapshot, p *profileState) {
+func (c *catSet) addProfile(snap *snapshot.Snapshot, p *snapshot.ProfileState) {
 	if c.all {
 		return
 	}
-	if snap.unrestrictedCategories(p) {
+	if snap.UnrestrictedCategories(p) {
 		c.all, c.set = true, nil
 		return
 	}
-	for cat := range snap.effective(p) {
+	for cat := range effective(snap, p) {
 		if c.set == nil {
-			c.set = categorySet{}
+			c.set = snapshot.CategorySet{}
 		}
 		c.set[cat] = struct{}{}
 	}
@@ -66,7 +67,7 @@ func (c catSet) minus(o catSet) catSet {
 	for cat := range c.set {
 		if _, ok := o.set[cat]; !ok {
 			if out.set == nil {
-				out.set = categorySet{}
+				out.set = snapshot.CategorySet{}
 			}
 			out.set[cat] = struct{}{}
 		}
@@ -98,11 +99,11 @@ type gain struct {
 	cats       catSet // the categories gained; empty: the gate alone
 }
 
-func (g gain) String(reg *compiled) string {
+func (g gain) String(reg *snapshot.Compiled) string {
 	if g.superAdmin {
 		return fmt.Sprintf("%q would become a super admin", g.user)
 	}
-	a := reg.actions[g.action]
+	a := reg.Actions[g.action]
 	where := fmt.Sprintf("at %q", g.at)
 	switch {
 	case g.at == policy.PlatformDomain:
@@ -114,32 +115,32 @@ func (g gain) String(reg *compiled) string {
 	if g.cats.empty() {
 		what = "the module gate"
 	}
-	return fmt.Sprintf("%q would gain %s:%s %s (%s)", g.user, a.module, a.action, where, what)
+	return fmt.Sprintf("%q would gain %s:%s %s (%s)", g.user, a.Module, a.Action, where, what)
 }
 
 // activeUser reports whether u may use anything at all.
-func activeUser(u *userState) bool { return u != nil && !u.deleted && u.active }
+func activeUser(u *snapshot.UserState) bool { return u != nil && !u.Deleted && u.Active }
 
 // topUser reports whether u is an active super admin: every check allows.
-func topUser(u *userState) bool { return activeUser(u) && u.superAdmin && !u.technical }
+func topUser(u *snapshot.UserState) bool { return activeUser(u) && u.SuperAdmin && !u.Technical }
 
 // heldAt returns whether u holds action ai at location loc through location
 // grants, and with which categories. Platform grants are left out (the
 // caller handles them as one platform-wide permission).
-func (snap *snapshot) heldAt(u *userState, ai int, loc string) (held bool, cats catSet) {
+func heldAt(snap *snapshot.Snapshot, u *snapshot.UserState, ai int, loc string) (held bool, cats catSet) {
 	if !activeUser(u) {
 		return false, cats
 	}
-	if _, ok := snap.tree.Get(loc); !ok {
+	if _, ok := snap.Tree.Get(loc); !ok {
 		return false, cats
 	}
-	for _, g := range u.grants {
-		if g.platform() || !snap.reg.roles[g.role].perms.has(ai) ||
-			!snap.tree.IsWithin(loc, snap.grantAt(u, &g)) {
+	for _, g := range u.Grants {
+		if g.Platform() || !snap.Reg.Roles[g.Role].Perms.Has(ai) ||
+			!snap.Tree.IsWithin(loc, snap.GrantAt(u, &g)) {
 			continue
 		}
-		p, _ := snap.anchorAt(u, g.loc)
-		if p == nil || !p.active || !p.approved {
+		p, _ := snap.AnchorAt(u, g.Loc)
+		if p == nil || !p.Active || !p.Approved {
 			continue
 		}
 		held = true
@@ -152,27 +153,27 @@ func (snap *snapshot) heldAt(u *userState, ai int, loc string) (held bool, cats 
 // user needs a live link (at now) to org, org needs the action's module
 // among its services, and the permission is the one held at org's
 // location.
-func (snap *snapshot) heldFor(u *userState, userID string, ai int, org string, now time.Time) (bool, catSet) {
-	o := snap.orgs[org]
+func heldFor(snap *snapshot.Snapshot, u *snapshot.UserState, userID string, ai int, org string, now time.Time) (bool, catSet) {
+	o := snap.Orgs[org]
 	if o == nil {
 		return false, catSet{}
 	}
-	if _, ok := o.services[snap.reg.actions[ai].module]; !ok {
+	if _, ok := o.Services[snap.Reg.Actions[ai].Module]; !ok {
 		return false, catSet{}
 	}
 	live := false
-	for _, w := range snap.links[userID][org] {
-		live = live || w.live(now)
+	for _, w := range snap.Links[userID][org] {
+		live = live || w.Live(now)
 	}
 	if !live {
 		return false, catSet{}
 	}
-	return snap.heldAt(u, ai, o.location)
+	return heldAt(snap, u, ai, o.Location)
 }
 
 // platformHolds reports whether active u holds action ai platform-wide.
-func platformHolds(u *userState, ai int) bool {
-	return activeUser(u) && u.hasPlatform(ai)
+func platformHolds(u *snapshot.UserState, ai int) bool {
+	return activeUser(u) && u.HasPlatform(ai)
 }
 
 // gainsOf returns what user id gains from before to after. moved, when set,
@@ -185,12 +186,12 @@ func platformHolds(u *userState, ai int) bool {
 // of them on its path holds nothing in either state. A move changes the
 // path of the moved subtree only, above the moved location, which is
 // therefore a comparison point as well.
-func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
-	ua, _ := after.users.get(id)
+func gainsOf(before, after *snapshot.Snapshot, id, moved string, now time.Time) []gain {
+	ua, _ := after.Users.Get(id)
 	if !activeUser(ua) {
 		return nil
 	}
-	ub, _ := before.users.get(id)
+	ub, _ := before.Users.Get(id)
 	if topUser(ua) {
 		if topUser(ub) {
 			return nil
@@ -204,15 +205,15 @@ func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
 		ub = nil
 	}
 	var points []string
-	actions := newPermSet(len(after.reg.actions))
-	for _, u := range []*userState{ua, ub} {
+	actions := snapshot.NewPermSet(len(after.Reg.Actions))
+	for _, u := range []*snapshot.UserState{ua, ub} {
 		if u == nil {
 			continue
 		}
-		for _, g := range u.grants {
-			actions.union(after.reg.roles[g.role].perms)
-			if !g.platform() {
-				points = append(points, after.grantAt(u, &g))
+		for _, g := range u.Grants {
+			actions.Union(after.Reg.Roles[g.Role].Perms)
+			if !g.Platform() {
+				points = append(points, after.GrantAt(u, &g))
 			}
 		}
 	}
@@ -222,8 +223,8 @@ func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
 	slices.Sort(points)
 	points = slices.Compact(points)
 	var orgs []string
-	for _, s := range []*snapshot{after, before} {
-		for org := range s.links[id] {
+	for _, s := range []*snapshot.Snapshot{after, before} {
+		for org := range s.Links[id] {
 			orgs = append(orgs, org)
 		}
 	}
@@ -231,8 +232,8 @@ func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
 	orgs = slices.Compact(orgs)
 
 	var out []gain
-	for ai := range after.reg.actions {
-		if !actions.has(ai) || platformHolds(ub, ai) {
+	for ai := range after.Reg.Actions {
+		if !actions.Has(ai) || platformHolds(ub, ai) {
 			continue
 		}
 		if platformHolds(ua, ai) {
@@ -240,26 +241,26 @@ func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
 			continue // platform-wide covers every place
 		}
 		for _, loc := range points {
-			ha, ca := after.heldAt(ua, ai, loc)
+			ha, ca := heldAt(after, ua, ai, loc)
 			if !ha {
 				continue
 			}
-			hb, cb := before.heldAt(ub, ai, loc)
+			hb, cb := heldAt(before, ub, ai, loc)
 			if g := ca.minus(cb); !hb || !g.empty() {
 				out = append(out, gain{user: id, action: ai, at: loc, cats: g})
 			}
 		}
-		if !after.reg.actions[ai].affiliated {
+		if !after.Reg.Actions[ai].Affiliated {
 			continue
 		}
 		for _, org := range orgs {
-			ha, ca := after.heldFor(ua, id, ai, org, now)
+			ha, ca := heldFor(after, ua, id, ai, org, now)
 			if !ha {
 				continue
 			}
-			hb, cb := before.heldFor(ub, id, ai, org, now)
+			hb, cb := heldFor(before, ub, id, ai, org, now)
 			if g := ca.minus(cb); !hb || !g.empty() {
-				out = append(out, gain{user: id, action: ai, at: after.orgs[org].location, org: org, cats: g})
+				out = append(out, gain{user: id, action: ai, at: after.Orgs[org].Location, org: org, cats: g})
 			}
 		}
 	}
@@ -275,28 +276,28 @@ func gainsOf(before, after *snapshot, id, moved string, now time.Time) []gain {
 //   - anyone else: users:manage covering g's location, and the action
 //     held there (counted as if every module were enabled) with at least
 //     g's categories.
-func (snap *snapshot) mayGive(st actorState, g gain) error {
+func mayGive(snap *snapshot.Snapshot, st actorState, g gain) error {
 	if st.system || st.superAdmin {
 		return nil
 	}
 	switch {
 	case g.superAdmin:
-		return fmt.Errorf("%w: %s: only super admins make super admins", ErrForbidden, g.String(snap.reg))
+		return fmt.Errorf("%w: %s: only super admins make super admins", ErrForbidden, g.String(snap.Reg))
 	case g.at == policy.PlatformDomain:
-		return fmt.Errorf("%w: %s: only super admins grant platform roles", ErrForbidden, g.String(snap.reg))
-	case snap.reg.reservedActions.has(g.action):
-		return fmt.Errorf("%w: %s: only super admins grant reserved permissions", ErrForbidden, g.String(snap.reg))
+		return fmt.Errorf("%w: %s: only super admins grant platform roles", ErrForbidden, g.String(snap.Reg))
+	case snap.Reg.ReservedActions.Has(g.action):
+		return fmt.Errorf("%w: %s: only super admins grant reserved permissions", ErrForbidden, g.String(snap.Reg))
 	case st.platformAdmin:
 		return nil
-	case !snap.mayManage(st.user, g.at):
-		return fmt.Errorf("%w: %s: the actor has no users:manage covering %q", ErrForbidden, g.String(snap.reg), g.at)
+	case !mayManage(snap, st.user, g.at):
+		return fmt.Errorf("%w: %s: the actor has no users:manage covering %q", ErrForbidden, g.String(snap.Reg), g.at)
 	}
 	if platformHolds(st.user, g.action) {
 		return nil
 	}
-	held, own := snap.heldAt(st.user, g.action, g.at)
+	held, own := heldAt(snap, st.user, g.action, g.at)
 	if !held || !g.cats.minus(own).empty() {
-		return fmt.Errorf("%w: %s, beyond the actor's own permissions there", ErrForbidden, g.String(snap.reg))
+		return fmt.Errorf("%w: %s, beyond the actor's own permissions there", ErrForbidden, g.String(snap.Reg))
 	}
 	return nil
 }
@@ -304,13 +305,13 @@ func (snap *snapshot) mayGive(st actorState, g gain) error {
 // judge refuses a change from before to after unless the actor could grant
 // everything that any of the affected users gains. Users outside affected
 // must be unchanged between the two snapshots.
-func judge(before, after *snapshot, st actorState, affected []string, moved string, now time.Time) error {
+func judge(before, after *snapshot.Snapshot, st actorState, affected []string, moved string, now time.Time) error {
 	if st.system || st.superAdmin {
 		return nil
 	}
 	for _, id := range affected {
 		for _, g := range gainsOf(before, after, id, moved, now) {
-			if err := before.mayGive(st, g); err != nil {
+			if err := mayGive(before, st, g); err != nil {
 				return err
 			}
 		}

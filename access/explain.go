@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -108,31 +109,31 @@ func (c *Checker) Explain(_ context.Context, s Subject, req Request) Explanation
 	if last < 7 {
 		return ex
 	}
-	u, ok := snap.users.get(s.UserID)
+	u, ok := snap.Users.Get(s.UserID)
 	if !ok {
 		return ex
 	}
-	ai, err := snap.reg.action(req.Module, req.Action)
+	ai, err := actionIndex(snap.Reg, req.Module, req.Action)
 	if err != nil {
 		return ex
 	}
-	for _, g := range u.grants {
+	for _, g := range u.Grants {
 		out := GrantOutcome{
-			Role: snap.reg.roles[g.role].name, Domain: snap.grantAt(u, &g),
-			RoleAllows: snap.reg.roles[g.role].perms.has(ai),
+			Role: snap.Reg.Roles[g.Role].Name, Domain: snap.GrantAt(u, &g),
+			RoleAllows: snap.Reg.Roles[g.Role].Perms.Has(ai),
 		}
-		if !g.platform() {
-			if _, at := snap.anchor(u, out.Domain); at != "" {
+		if !g.Platform() {
+			if _, at := snap.Anchor(u, out.Domain); at != "" {
 				out.Anchor = at
 			}
 		}
 		alone := *u
-		alone.superAdmin = false
-		alone.grants = []grant{g}
-		alone.profiles = slices.Clone(u.profiles) // buildUser may resolve their indexes
-		snap.buildUser(&alone)
+		alone.SuperAdmin = false
+		alone.Grants = []snapshot.Grant{g}
+		alone.Profiles = slices.Clone(u.Profiles) // BuildUser may resolve their indexes
+		snap.BuildUser(&alone)
 		one := *snap
-		one.users = snap.users.with(map[string]*userState{s.UserID: &alone})
+		one.Users = snap.Users.With(map[string]*snapshot.UserState{s.UserID: &alone})
 		out.Alone, _ = c.decide(&one, &s, &req)
 		ex.Grants = append(ex.Grants, out)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -143,11 +144,11 @@ func (c *Checker) Filter(ctx context.Context, s Subject, module, action string) 
 	_, span := c.obs.startFilter(ctx, module, action)
 	defer func() { c.obs.endFilter(span, f, err) }()
 	snap := c.snapshot()
-	ai, err := snap.reg.action(module, action)
+	ai, err := actionIndex(snap.Reg, module, action)
 	if err != nil {
 		return nil, err
 	}
-	act := &snap.reg.actions[ai]
+	act := &snap.Reg.Actions[ai]
 	r, u, err := c.reach(snap, s, ai, act)
 	if err != nil {
 		return nil, err
@@ -158,12 +159,12 @@ func (c *Checker) Filter(ctx context.Context, s Subject, module, action string) 
 	case reachEverything:
 		return &RecordFilter{loc: location.UnrestrictedFilter(), cond: cond{kind: condTrue}}, nil
 	case reachEnabled:
-		if snap.enabledEverywhereIdx(act.moduleIdx) {
+		if snap.EnabledEverywhereIdx(act.ModuleIdx) {
 			return &RecordFilter{loc: location.UnrestrictedFilter(), cond: cond{kind: condTrue}}, nil
 		}
 		return enabledFilter(snap, act), nil
 	}
-	if act.affiliated {
+	if act.Affiliated {
 		return c.affiliatedFilter(snap, s.UserID, u, ai, act), nil
 	}
 	return grantFilter(snap, u, ai, act), nil
@@ -181,13 +182,13 @@ const (
 
 // reach mirrors steps 2-7 of decide for a subject, before any record is
 // known; the caller holds the read lock.
-func (c *Checker) reach(snap *snapshot, s Subject, ai int, act *actionInfo) (reach, *userState, error) {
+func (c *Checker) reach(snap *snapshot.Snapshot, s Subject, ai int, act *snapshot.ActionInfo) (reach, *snapshot.UserState, error) {
 	sub, err := c.resolveSubject(snap, &s, "filters")
 	switch {
 	case err != nil:
 		return 0, nil, err
 	case sub.u == nil:
-		if act.public {
+		if act.Public {
 			return reachEnabled, nil, nil
 		}
 		return reachNothing, nil, nil
@@ -195,7 +196,7 @@ func (c *Checker) reach(snap *snapshot, s Subject, ai int, act *actionInfo) (rea
 		return reachNothing, nil, nil
 	case sub.superAdmin():
 		return reachEverything, nil, nil
-	case act.public || act.authenticated:
+	case act.Public || act.Authenticated:
 		return reachEnabled, nil, nil
 	}
 	if _, ok := platformRole(snap, sub.u, ai); ok {
@@ -206,11 +207,11 @@ func (c *Checker) reach(snap *snapshot, s Subject, ai int, act *actionInfo) (rea
 
 // enabledFilter is the filter of a subject allowed wherever the module is
 // enabled, while some municipality disables it.
-func enabledFilter(snap *snapshot, act *actionInfo) *RecordFilter {
-	disabled := snap.disabledMunicipalities(act.module)
-	live := location.LiveFilter(snap.tree, disabled)
+func enabledFilter(snap *snapshot.Snapshot, act *snapshot.ActionInfo) *RecordFilter {
+	disabled := disabledMunicipalities(snap, act.Module)
+	live := location.LiveFilter(snap.Tree, disabled)
 	c := locationCond(live)
-	if act.affiliated {
+	if act.Affiliated {
 		// An affiliated record with no location lies where its
 		// organisation does (resolveScope).
 		c = or(c, and(cond{kind: condNoLocation}, cond{kind: condLiveOrganisation, vals: live.Excluded()}))
@@ -240,19 +241,19 @@ func (g *categoryGroup) categoryCond() cond {
 // subtrees are empty), and so do grants inside a municipality that
 // disables the module (SubtreesFilter drops them, affiliated actions do
 // not depend on them).
-func groups(snap *snapshot, u *userState, ai int) []*categoryGroup {
+func groups(snap *snapshot.Snapshot, u *snapshot.UserState, ai int) []*categoryGroup {
 	byKey := map[string]*categoryGroup{}
 	var order []string
-	for i := range u.grants {
-		g := &u.grants[i]
-		if g.platform() || !snap.reg.roles[g.role].perms.has(ai) {
+	for i := range u.Grants {
+		g := &u.Grants[i]
+		if g.Platform() || !snap.Reg.Roles[g.Role].Perms.Has(ai) {
 			continue
 		}
-		p, _ := snap.anchor(u, snap.grantAt(u, g))
-		if p == nil || !p.approved || !p.active {
+		p, _ := snap.Anchor(u, snap.GrantAt(u, g))
+		if p == nil || !p.Approved || !p.Active {
 			continue
 		}
-		cats, all := snap.effectiveCategories(p)
+		cats, all := snap.EffectiveCategories(p)
 		if !all && len(cats) == 0 {
 			continue
 		}
@@ -263,7 +264,7 @@ func groups(snap *snapshot, u *userState, ai int) []*categoryGroup {
 			byKey[key] = grp
 			order = append(order, key)
 		}
-		grp.roots = append(grp.roots, snap.grantAt(u, g))
+		grp.roots = append(grp.roots, snap.GrantAt(u, g))
 	}
 	slices.Sort(order)
 	out := make([]*categoryGroup, len(order))
@@ -277,8 +278,8 @@ func groups(snap *snapshot, u *userState, ai int) []*categoryGroup {
 // grants, for a non-affiliated action: the OR over category groups of
 // "in the grants' subtrees, outside disabled municipalities, in the
 // categories".
-func grantFilter(snap *snapshot, u *userState, ai int, act *actionInfo) *RecordFilter {
-	disabled := snap.disabledMunicipalities(act.module)
+func grantFilter(snap *snapshot.Snapshot, u *snapshot.UserState, ai int, act *snapshot.ActionInfo) *RecordFilter {
+	disabled := disabledMunicipalities(snap, act.Module)
 	grps := groups(snap, u, ai)
 	var (
 		anyCategory []string // roots of the groups that see every category
@@ -296,10 +297,10 @@ func grantFilter(snap *snapshot, u *userState, ai int, act *actionInfo) *RecordF
 		if !g.all {
 			// Subtrees a group that sees every category covers add nothing.
 			roots = slices.DeleteFunc(slices.Clone(roots), func(r string) bool {
-				return slices.ContainsFunc(anyCategory, func(a string) bool { return snap.tree.IsWithin(r, a) })
+				return slices.ContainsFunc(anyCategory, func(a string) bool { return snap.Tree.IsWithin(r, a) })
 			})
 		}
-		f := location.SubtreesFilter(snap.tree, roots, disabled)
+		f := location.SubtreesFilter(snap.Tree, roots, disabled)
 		if f.Empty() {
 			continue
 		}
@@ -307,7 +308,7 @@ func grantFilter(snap *snapshot, u *userState, ai int, act *actionInfo) *RecordF
 		c = or(c, and(locationCond(f), g.categoryCond()))
 		n++
 	}
-	loc := location.SubtreesFilter(snap.tree, allRoots, disabled)
+	loc := location.SubtreesFilter(snap.Tree, allRoots, disabled)
 	if n > 1 {
 		// The union of the groups' subtrees, ANDed at the top: a condition
 		// planners can answer with the location column's index (MariaDB,
@@ -324,18 +325,18 @@ func grantFilter(snap *snapshot, u *userState, ai int, act *actionInfo) *RecordF
 // categories; the record itself at a live location outside the
 // municipalities that disable the module or, with no location, its
 // organisation outside them.
-func (c *Checker) affiliatedFilter(snap *snapshot, userID string, u *userState, ai int, act *actionInfo) *RecordFilter {
+func (c *Checker) affiliatedFilter(snap *snapshot.Snapshot, userID string, u *snapshot.UserState, ai int, act *snapshot.ActionInfo) *RecordFilter {
 	now := c.now()
 	var linked []string
-	for orgID, windows := range snap.links[userID] {
-		org := snap.orgs[orgID]
+	for orgID, windows := range snap.Links[userID] {
+		org := snap.Orgs[orgID]
 		if org == nil {
 			continue
 		}
-		if _, ok := org.services[act.module]; !ok {
+		if _, ok := org.Services[act.Module]; !ok {
 			continue
 		}
-		if slices.ContainsFunc(windows, func(w window) bool { return w.live(now) }) {
+		if slices.ContainsFunc(windows, func(w snapshot.Window) bool { return w.Live(now) }) {
 			linked = append(linked, orgID)
 		}
 	}
@@ -345,12 +346,12 @@ func (c *Checker) affiliatedFilter(snap *snapshot, userID string, u *userState, 
 	for _, g := range grps {
 		var orgs, enabled []string
 		for _, id := range linked {
-			loc := snap.orgs[id].location
-			if !slices.ContainsFunc(g.roots, func(r string) bool { return snap.tree.IsWithin(loc, r) }) {
+			loc := snap.Orgs[id].Location
+			if !slices.ContainsFunc(g.roots, func(r string) bool { return snap.Tree.IsWithin(loc, r) }) {
 				continue
 			}
 			orgs = append(orgs, id)
-			if muni, _ := snap.tree.MunicipalityOf(loc); snap.moduleEnabled(act.module, muni) {
+			if muni, _ := snap.Tree.MunicipalityOf(loc); snap.ModuleEnabled(act.Module, muni) {
 				enabled = append(enabled, id)
 			}
 		}
@@ -365,7 +366,7 @@ func (c *Checker) affiliatedFilter(snap *snapshot, userID string, u *userState, 
 	if located.kind == condFalse {
 		return &RecordFilter{loc: location.EmptyFilter(), cond: located}
 	}
-	live := location.LiveFilter(snap.tree, snap.disabledMunicipalities(act.module))
+	live := location.LiveFilter(snap.Tree, disabledMunicipalities(snap, act.Module))
 	return &RecordFilter{loc: live, cond: or(
 		and(locationCond(live), located),
 		and(cond{kind: condNoLocation}, unlocated),
@@ -374,10 +375,10 @@ func (c *Checker) affiliatedFilter(snap *snapshot, userID string, u *userState, 
 
 // disabledMunicipalities returns the live municipalities that disable
 // module, sorted.
-func (s *snapshot) disabledMunicipalities(module string) []string {
+func disabledMunicipalities(s *snapshot.Snapshot, module string) []string {
 	var out []string
-	for id := range s.disabled[module] {
-		if level, ok := s.tree.Level(id); ok && level == location.Municipality {
+	for id := range s.Disabled[module] {
+		if level, ok := s.Tree.Level(id); ok && level == location.Municipality {
 			out = append(out, id)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -48,12 +49,12 @@ func rank(r Reason) int {
 
 // decideModule is CheckModule on a snapshot; it also returns the
 // municipality whose decision it reports ("" for platform-wide).
-func (c *Checker) decideModule(ctx context.Context, snap *snapshot, s Subject, module, action string) (Decision, string, error) {
-	ai, err := snap.reg.action(module, action)
+func (c *Checker) decideModule(ctx context.Context, snap *snapshot.Snapshot, s Subject, module, action string) (Decision, string, error) {
+	ai, err := actionIndex(snap.Reg, module, action)
 	if err != nil {
 		return Decision{}, "", err
 	}
-	act := &snap.reg.actions[ai]
+	act := &snap.Reg.Actions[ai]
 	var (
 		best     Decision
 		bestMuni string
@@ -81,22 +82,22 @@ func (c *Checker) decideModule(ctx context.Context, snap *snapshot, s Subject, m
 		asked++
 		return d.Allowed, nil
 	}
-	if act.platform {
+	if act.Platform {
 		if done, err := ask(""); done {
 			return best, bestMuni, err // super admins and platform grants
 		}
 	}
-	if u, ok := snap.users.get(s.UserID); ok && !s.system {
-		view := &snap.view
-		for i := range u.grants {
-			g := &u.grants[i]
-			if !g.counts() || !snap.reg.allows(g.role, ai) || !view.LiveIndex(g.loc) {
+	if u, ok := snap.Users.Get(s.UserID); ok && !s.system {
+		view := &snap.View
+		for i := range u.Grants {
+			g := &u.Grants[i]
+			if !g.Counts() || !snap.Reg.Allows(g.Role, ai) || !view.LiveIndex(g.Loc) {
 				continue
 			}
 			m := ""
-			if mi := view.MunicipalityIndex(g.loc); mi >= 0 {
+			if mi := view.MunicipalityIndex(g.Loc); mi >= 0 {
 				m = view.IDIndex(mi)
-			} else if m = firstMunicipality(snap, module, view.IDIndex(g.loc)); m == "" {
+			} else if m = firstMunicipality(snap, module, view.IDIndex(g.Loc)); m == "" {
 				continue
 			}
 			if done, err := ask(m); done {
@@ -106,7 +107,7 @@ func (c *Checker) decideModule(ctx context.Context, snap *snapshot, s Subject, m
 	}
 	// Rights that hold everywhere (public, authenticated, super admin,
 	// platform grants) show in any municipality with the module enabled.
-	if m := c.anyMunicipality(snap, act.moduleIdx, module); m != "" {
+	if m := c.anyMunicipality(snap, act.ModuleIdx, module); m != "" {
 		if _, err := ask(m); err != nil {
 			return best, bestMuni, err
 		}
@@ -125,14 +126,14 @@ func (c *Checker) decideModule(ctx context.Context, snap *snapshot, s Subject, m
 // gateCache remembers, for one snapshot, the municipality anyMunicipality
 // found per module: the walk is over the whole tree.
 type gateCache struct {
-	snap  *snapshot
+	snap  *snapshot.Snapshot
 	mu    sync.Mutex
 	first map[int]string
 }
 
 // anyMunicipality is firstMunicipality over the whole tree, computed once
 // per snapshot and module.
-func (c *Checker) anyMunicipality(snap *snapshot, moduleIdx int, module string) string {
+func (c *Checker) anyMunicipality(snap *snapshot.Snapshot, moduleIdx int, module string) string {
 	gc := c.gates.Load()
 	if gc == nil || gc.snap != snap {
 		fresh := &gateCache{snap: snap, first: map[int]string{}}
@@ -155,13 +156,13 @@ func (c *Checker) anyMunicipality(snap *snapshot, moduleIdx int, module string) 
 // firstMunicipality returns the first municipality, depth first, in the
 // subtree of root (the whole tree when root is "") that has module
 // enabled, else the first municipality there, else "".
-func firstMunicipality(snap *snapshot, module, root string) string {
+func firstMunicipality(snap *snapshot.Snapshot, module, root string) string {
 	first := ""
 	var walk func(ids []string) string
 	walk = func(ids []string) string {
 		for _, id := range ids {
-			if level, _ := snap.tree.Level(id); level == location.Municipality {
-				if snap.moduleEnabled(module, id) {
+			if level, _ := snap.Tree.Level(id); level == location.Municipality {
+				if snap.ModuleEnabled(module, id) {
 					return id
 				}
 				if first == "" {
@@ -169,13 +170,13 @@ func firstMunicipality(snap *snapshot, module, root string) string {
 				}
 				continue // nothing below a municipality is another municipality
 			}
-			if m := walk(snap.tree.Children(id)); m != "" {
+			if m := walk(snap.Tree.Children(id)); m != "" {
 				return m
 			}
 		}
 		return ""
 	}
-	roots := snap.tree.Roots()
+	roots := snap.Tree.Roots()
 	if root != "" {
 		roots = []string{root}
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/location"
 )
 
@@ -50,11 +51,11 @@ type Place struct {
 // no longer in snap's tree. A full reload loads the tree in its own order,
 // so the index a Place was made with may name another location there: the
 // ID tells, and the location is then found by it.
-func (at Place) index(snap *snapshot) (int32, bool) {
-	if at.loc < 0 || snap.view.IDIndex(at.loc) == at.id {
+func (at Place) index(snap *snapshot.Snapshot) (int32, bool) {
+	if at.loc < 0 || snap.View.IDIndex(at.loc) == at.id {
 		return at.loc, true
 	}
-	return snap.view.Index(at.id)
+	return snap.View.Index(at.id)
 }
 
 // Resolve resolves s for Decide, with the errors of Check: ErrInvalidInput
@@ -71,15 +72,15 @@ func (c *Checker) Resolve(ctx context.Context, s Subject) (Principal, error) {
 	}
 	p := Principal{checker: c.id}
 	if sub.u != nil {
-		p.user = sub.u.idx + 1
+		p.user = sub.u.Idx + 1
 	}
 	if s.ImpersonatorID != "" && sub.u != nil {
 		// Of an inactive user the session was not looked at: the handle
 		// still stands for the impersonation, and denies when the admin is
 		// unknown.
 		p.imp = ^uint32(0)
-		if imp, ok := snap.users.get(s.ImpersonatorID); ok {
-			p.imp = imp.idx + 1
+		if imp, ok := snap.Users.Get(s.ImpersonatorID); ok {
+			p.imp = imp.Idx + 1
 		}
 	}
 	return p, nil
@@ -88,7 +89,7 @@ func (c *Checker) Resolve(ctx context.Context, s Subject) (Principal, error) {
 // Action resolves module.action for Decide: ErrUnknownModule or
 // ErrUnknownAction when the registry does not declare it.
 func (c *Checker) Action(module, action string) (ActionID, error) {
-	ai, err := c.snapshot().reg.action(module, action)
+	ai, err := actionIndex(c.snapshot().Reg, module, action)
 	if err != nil {
 		return ActionID{}, err
 	}
@@ -109,10 +110,10 @@ func (c *Checker) Place(locationID string) (Place, error) {
 	if err != nil {
 		return Place{}, err
 	}
-	if level := snap.view.LevelIndex(i); level != location.Municipality {
+	if level := snap.View.LevelIndex(i); level != location.Municipality {
 		return Place{}, fmt.Errorf("%w: %q is a %s, not a municipality", ErrInvalidInput, locationID, level)
 	}
-	return Place{checker: c.id, loc: i, id: snap.view.IDIndex(i)}, nil
+	return Place{checker: c.id, loc: i, id: snap.View.IDIndex(i)}, nil
 }
 
 // Decide is the gate decision of Check (a request without a resource) on
@@ -131,10 +132,10 @@ func (c *Checker) Decide(p Principal, a ActionID, at Place) (d Decision) {
 	c.decideHandles(snap, &sub, p, a, at, &d)
 	if !d.Allowed || c.auditAllowed {
 		ai := int(a.action) - 1
-		if a.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
+		if a.checker != c.id || uint(ai) >= uint(len(snap.Reg.Actions)) {
 			ai = -1
 		}
-		if at.checker != c.id || !snap.view.LiveIndex(loc) {
+		if at.checker != c.id || !snap.View.LiveIndex(loc) {
 			loc = -1
 		}
 		if !c.recordCode(snap, &sub, ai, loc, &d) {
@@ -147,32 +148,32 @@ func (c *Checker) Decide(p Principal, a ActionID, at Place) (d Decision) {
 
 // decideHandles is Decide without the audit; it fills sub with the
 // subject it resolved and d with the decision.
-func (c *Checker) decideHandles(snap *snapshot, sub *subject, p Principal, a ActionID, at Place, d *Decision) {
+func (c *Checker) decideHandles(snap *snapshot.Snapshot, sub *subject, p Principal, a ActionID, at Place, d *Decision) {
 	ai := int(a.action) - 1
-	if a.checker != c.id || p.checker != c.id || at.checker != c.id || uint(ai) >= uint(len(snap.reg.actions)) {
+	if a.checker != c.id || p.checker != c.id || at.checker != c.id || uint(ai) >= uint(len(snap.Reg.Actions)) {
 		*d = deny(ReasonInvalid)
 		return
 	}
-	act := &snap.reg.actions[ai]
+	act := &snap.Reg.Actions[ai]
 	sc := scope{muniIx: at.loc, recordIx: -1}
-	if at.loc >= 0 && !snap.view.LiveIndex(at.loc) || at.loc < 0 && !act.platform {
+	if at.loc >= 0 && !snap.View.LiveIndex(at.loc) || at.loc < 0 && !act.Platform {
 		*d = deny(ReasonInvalid)
 		return
 	}
 	if p.user != 0 {
-		u := snap.users.at(p.user - 1)
+		u := snap.Users.At(p.user - 1)
 		if u == nil {
 			*d = deny(ReasonInvalid)
 			return
 		}
-		sub.u, sub.inactive = u, u.deleted || !u.active
+		sub.u, sub.inactive = u, u.Deleted || !u.Active
 		if !sub.inactive && p.imp != 0 {
-			imp := snap.users.at(p.imp - 1)
+			imp := snap.Users.At(p.imp - 1)
 			if imp == nil {
 				*d = deny(ReasonInvalid)
 				return
 			}
-			if _, err := c.impersonator(snap, imp.id, u.id); err != nil {
+			if _, err := c.impersonator(snap, imp.ID, u.ID); err != nil {
 				*d = deny(ReasonInvalid)
 				return
 			}
@@ -185,19 +186,19 @@ func (c *Checker) decideHandles(snap *snapshot, sub *subject, p Principal, a Act
 // recordHandles queues a decision of Decide for the audit log with its
 // strings (recordCode could not), without allocating: every string is one
 // the snapshot holds. ai and loc are validated, -1 when none.
-func (c *Checker) recordHandles(snap *snapshot, sub *subject, ai int, loc int32, d *Decision) {
+func (c *Checker) recordHandles(snap *snapshot.Snapshot, sub *subject, ai int, loc int32, d *Decision) {
 	e := audit.Decision{At: c.stamp(), Reason: string(d.Reason), Allowed: d.Allowed}
 	if sub.u != nil {
-		e.ActorID = sub.u.id
+		e.ActorID = sub.u.ID
 	}
 	if sub.imp != nil {
-		e.ImpersonatorID = sub.imp.id
+		e.ImpersonatorID = sub.imp.ID
 	}
 	if ai >= 0 {
-		e.Module, e.Action = snap.reg.actions[ai].module, snap.reg.actions[ai].action
+		e.Module, e.Action = snap.Reg.Actions[ai].Module, snap.Reg.Actions[ai].Action
 	}
 	if loc >= 0 {
-		e.LocationID = snap.view.IDIndex(loc)
+		e.LocationID = snap.View.IDIndex(loc)
 	}
 	c.audit.RecordDecision(e)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/users"
 )
 
@@ -38,7 +39,7 @@ import (
 // is neither a super admin nor a technical user.
 
 // SessionsTable holds impersonation sessions.
-const SessionsTable = "townhall_impersonation_sessions"
+const SessionsTable = snapshot.SessionsTable
 
 // DefaultImpersonationTTL is the lifetime of a session started with ttl 0
 // (capped by the configured maximum).
@@ -53,93 +54,32 @@ const (
 	tokenLen    = len(tokenPrefix) + 43 // 32 bytes in unpadded base64url
 )
 
-// sessionRow is an impersonation session as stored: only the SHA-256 of
-// its token.
-type sessionRow struct {
-	ID        string     `gorm:"primaryKey;size:64"`
-	TokenHash string     `gorm:"size:64;not null;uniqueIndex:idx_townhall_sessions_token"`
-	AdminID   string     `gorm:"size:64;not null;index:idx_townhall_sessions_admin"`
-	TargetID  string     `gorm:"size:64;not null;index:idx_townhall_sessions_target"`
-	Reason    string     `gorm:"size:500;not null"`
-	CreatedAt time.Time  `gorm:"precision:6;not null"`
-	ExpiresAt time.Time  `gorm:"precision:6;not null"`
-	EndedAt   *time.Time `gorm:"precision:6"`
-}
-
-func (sessionRow) TableName() string { return SessionsTable }
-
-// sessionState is a session as the snapshot holds it.
-type sessionState struct {
-	id            string
-	hash          [32]byte
-	admin, target string
-	expires       time.Time
-}
-
-// sessions are the sessions that have not ended, by hex token hash, and
-// the latest expiry of each (admin, target) pair, so that checking an
-// impersonated subject is one map lookup. The zero value holds none.
-type sessions struct {
-	byHash map[string]sessionState
-	byPair map[sessionPair]time.Time
-}
-
-type sessionPair struct{ admin, target string }
-
-// pair returns whether an unexpired session of admin impersonating target
-// exists at now.
-func (ss sessions) pair(admin, target string, now time.Time) bool {
-	return now.Before(ss.byPair[sessionPair{admin, target}])
-}
-
-func loadSessions(ctx context.Context, db *gorm.DB) (sessions, error) {
-	var rows []sessionRow
-	if err := db.WithContext(ctx).Where("ended_at IS NULL").Find(&rows).Error; err != nil {
-		return sessions{}, fmt.Errorf("load impersonation sessions: %w", err)
-	}
-	out := sessions{byHash: make(map[string]sessionState, len(rows)), byPair: map[sessionPair]time.Time{}}
-	for _, r := range rows {
-		b, err := hex.DecodeString(r.TokenHash)
-		if err != nil || len(b) != sha256.Size {
-			continue // not a hash this package wrote: no token can match it
-		}
-		var h [32]byte
-		copy(h[:], b)
-		out.byHash[r.TokenHash] = sessionState{id: r.ID, hash: h, admin: r.AdminID, target: r.TargetID, expires: r.ExpiresAt}
-		k := sessionPair{r.AdminID, r.TargetID}
-		if r.ExpiresAt.After(out.byPair[k]) {
-			out.byPair[k] = r.ExpiresAt
-		}
-	}
-	return out, nil
-}
-
 // refreshSessions reloads the sessions that have not ended. Expired ones
 // stay in memory (lookups refuse them): the refresh may run on the sync
 // goroutine, which never reads the injected clock.
 func (c *Checker) refreshSessions(ctx context.Context) error {
-	return c.refresh(ctx, parts{sessions: true})
+	return c.refresh(ctx, snapshot.Parts{Sessions: true})
 }
 
 // liveImpersonation checks that a subject carrying an ImpersonatorID
 // matches a live session (see the top of this file).
-func (c *Checker) liveImpersonation(snap *snapshot, s Subject) error {
+func (c *Checker) liveImpersonation(snap *snapshot.Snapshot, s Subject) error {
 	_, err := c.impersonator(snap, s.ImpersonatorID, s.UserID)
 	return err
 }
 
 // impersonator returns the state of the admin of a live session in which
 // adminID impersonates targetID, or ErrInvalidToken.
-func (c *Checker) impersonator(snap *snapshot, adminID, targetID string) (*userState, error) {
-	if !snap.sessions.pair(adminID, targetID, c.now()) {
+func (c *Checker) impersonator(snap *snapshot.Snapshot, adminID, targetID string) (*snapshot.UserState, error) {
+	if !snap.Sessions.Pair(adminID, targetID, c.now()) {
 		return nil, fmt.Errorf("%w: no live session of %q impersonating %q", ErrInvalidToken, adminID, targetID)
 	}
-	admin, ok := snap.users.get(adminID)
-	if !ok || admin.deleted || !admin.active || !admin.superAdmin || admin.technical {
+	admin, ok := snap.Users.Get(adminID)
+	if !ok || admin.Deleted || !admin.Active || !admin.SuperAdmin || admin.Technical {
 		return nil, fmt.Errorf("%w: %q is no longer an active super admin", ErrInvalidToken, adminID)
 	}
-	target, ok := snap.users.get(targetID)
-	if !ok || target.deleted || target.superAdmin || target.technical {
+	target, ok := snap.Users.Get(targetID)
+	if !ok || target.Deleted || target.SuperAdmin || target.Technical {
 		return nil, fmt.Errorf("%w: %q can no longer be impersonated", ErrInvalidToken, targetID)
 	}
 	return admin, nil
@@ -175,8 +115,8 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 	}
 	ch := change{typ: audit.TypeImpersonationStart, userID: targetUserID, details: map[string]any{"reason": reason}}
 	var denied error
-	if err := a.snapshotRead(func(snap *snapshot) error {
-		target, err := snap.liveUser(targetUserID)
+	if err := a.snapshotRead(func(snap *snapshot.Snapshot) error {
+		target, err := liveUser(snap, targetUserID)
 		if err != nil {
 			return err
 		}
@@ -196,7 +136,7 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
 	sum := sha256.Sum256([]byte(token))
 	now := a.now().UTC().Truncate(time.Microsecond)
-	row := sessionRow{
+	row := snapshot.SessionRow{
 		ID: dbx.NewID(), TokenHash: hex.EncodeToString(sum[:]), AdminID: actor.UserID, TargetID: targetUserID,
 		Reason: reason, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
@@ -227,7 +167,7 @@ func (a *Admin) Impersonate(ctx context.Context, actor Subject, targetUserID, re
 }
 
 // mayImpersonate applies the rules of Impersonate to the snapshot.
-func (a *Admin) mayImpersonate(snap *snapshot, actor Subject, targetID string, target *userState) error {
+func (a *Admin) mayImpersonate(snap *snapshot.Snapshot, actor Subject, targetID string, target *snapshot.UserState) error {
 	st, err := a.resolveActor(snap, actor)
 	switch {
 	case err != nil:
@@ -238,9 +178,9 @@ func (a *Admin) mayImpersonate(snap *snapshot, actor Subject, targetID string, t
 		return fmt.Errorf("%w: only active super admins impersonate", ErrForbidden)
 	case actor.UserID == targetID:
 		return fmt.Errorf("%w: cannot impersonate oneself", ErrForbidden)
-	case target.superAdmin:
+	case target.SuperAdmin:
 		return fmt.Errorf("%w: super admins are never impersonated", ErrForbidden)
-	case target.technical:
+	case target.Technical:
 		return fmt.Errorf("%w: technical users are never impersonated", ErrForbidden)
 	}
 	return nil
@@ -330,7 +270,7 @@ func (a *Admin) ResolveImpersonation(ctx context.Context, token string) (Subject
 	if !ok {
 		return Subject{}, ErrInvalidToken
 	}
-	s := Subject{UserID: sess.target, ImpersonatorID: sess.admin}
+	s := Subject{UserID: sess.Target, ImpersonatorID: sess.Admin}
 	if err := a.c.liveImpersonation(snap, s); err != nil {
 		return Subject{}, err
 	}
@@ -339,14 +279,14 @@ func (a *Admin) ResolveImpersonation(ctx context.Context, token string) (Subject
 
 // lookupSession finds the unexpired session of token, comparing hashes in
 // constant time. The caller holds the read lock.
-func (c *Checker) lookupSession(snap *snapshot, token string) (sessionState, bool) {
+func (c *Checker) lookupSession(snap *snapshot.Snapshot, token string) (snapshot.SessionState, bool) {
 	if len(token) != tokenLen || !strings.HasPrefix(token, tokenPrefix) {
-		return sessionState{}, false
+		return snapshot.SessionState{}, false
 	}
 	sum := sha256.Sum256([]byte(token))
-	sess, ok := snap.sessions.byHash[hex.EncodeToString(sum[:])]
-	if !ok || subtle.ConstantTimeCompare(sess.hash[:], sum[:]) != 1 || !c.now().Before(sess.expires) {
-		return sessionState{}, false
+	sess, ok := snap.Sessions.ByHash[hex.EncodeToString(sum[:])]
+	if !ok || subtle.ConstantTimeCompare(sess.Hash[:], sum[:]) != 1 || !c.now().Before(sess.Expires) {
+		return snapshot.SessionState{}, false
 	}
 	return sess, true
 }
@@ -361,11 +301,11 @@ func (a *Admin) StopImpersonation(ctx context.Context, token string) error {
 	if !ok {
 		return ErrInvalidToken
 	}
-	actor := Subject{UserID: sess.admin}
-	ch := change{typ: audit.TypeImpersonationStop, userID: sess.target, details: map[string]any{"session": sess.id, "admin": sess.admin, "cause": "stopped"}}
+	actor := Subject{UserID: sess.Admin}
+	ch := change{typ: audit.TypeImpersonationStop, userID: sess.Target, details: map[string]any{"session": sess.ID, "admin": sess.Admin, "cause": "stopped"}}
 	now := a.now().UTC().Truncate(time.Microsecond)
 	err := a.apply(ctx, actor, ch, func(tx *gorm.DB) error {
-		res := tx.Model(&sessionRow{}).Where("id = ? AND ended_at IS NULL", sess.id).Update("ended_at", now)
+		res := tx.Model(&snapshot.SessionRow{}).Where("id = ? AND ended_at IS NULL", sess.ID).Update("ended_at", now)
 		if res.Error != nil {
 			return fmt.Errorf("end impersonation session: %w", res.Error)
 		}
@@ -382,7 +322,7 @@ func (a *Admin) StopImpersonation(ctx context.Context, token string) error {
 
 // endSessionsTx ends every session in which userID is admin or target.
 func endSessionsTx(tx *gorm.DB, userID string, now time.Time) error {
-	err := tx.Model(&sessionRow{}).Where("(admin_id = ? OR target_id = ?) AND ended_at IS NULL", userID, userID).
+	err := tx.Model(&snapshot.SessionRow{}).Where("(admin_id = ? OR target_id = ?) AND ended_at IS NULL", userID, userID).
 		Update("ended_at", now.UTC().Truncate(time.Microsecond)).Error
 	if err != nil {
 		return fmt.Errorf("end impersonation sessions: %w", err)
@@ -404,7 +344,7 @@ func (a *Admin) endAdminSessionsTx(ctx context.Context, tx *gorm.DB, actor Subje
 // target_id) is userID, with an impersonation_stop event per unexpired one.
 func (a *Admin) endSessionsWhereTx(ctx context.Context, tx *gorm.DB, actor Subject, column, userID, cause string) error {
 	now := a.now().UTC().Truncate(time.Microsecond)
-	var rows []sessionRow
+	var rows []snapshot.SessionRow
 	if err := tx.Where(column+" = ? AND ended_at IS NULL", userID).Order("id").Find(&rows).Error; err != nil {
 		return fmt.Errorf("read impersonation sessions: %w", err)
 	}
@@ -415,7 +355,7 @@ func (a *Admin) endSessionsWhereTx(ctx context.Context, tx *gorm.DB, actor Subje
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
-	if err := tx.Model(&sessionRow{}).Where("id IN ?", ids).Update("ended_at", now).Error; err != nil {
+	if err := tx.Model(&snapshot.SessionRow{}).Where("id IN ?", ids).Update("ended_at", now).Error; err != nil {
 		return fmt.Errorf("end impersonation sessions: %w", err)
 	}
 	for _, r := range rows {

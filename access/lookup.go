@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/civicstack/townhall/internal/snapshot"
 )
 
 // ModuleAction names one action of one module.
@@ -25,20 +27,20 @@ type ModuleAction struct{ Module, Action string }
 // write changed. Subjects never writes audit events.
 func (c *Checker) Subjects(ctx context.Context, module, action, locationID string) ([]string, error) {
 	snap := c.snapshot()
-	ai, err := snap.reg.action(module, action)
+	ai, err := actionIndex(snap.Reg, module, action)
 	if err != nil {
 		return nil, err
 	}
-	act := &snap.reg.actions[ai]
+	act := &snap.Reg.Actions[ai]
 	req := Request{Module: module, Action: action, Resource: &Resource{LocationID: locationID}}
 	// Validate the place once, with a subject that needs no user.
 	if _, err := c.decide(snap, &Subject{}, &req); err != nil {
 		return nil, err
 	}
 	var candidates []string
-	if act.public || act.authenticated {
-		snap.users.each(func(id string, u *userState) bool {
-			if !u.deleted && u.active {
+	if act.Public || act.Authenticated {
+		snap.Users.Each(func(id string, u *snapshot.UserState) bool {
+			if !u.Deleted && u.Active {
 				candidates = append(candidates, id)
 			}
 			return true
@@ -75,20 +77,20 @@ func (c *Checker) Subjects(ctx context.Context, module, action, locationID strin
 func (c *Checker) Permissions(ctx context.Context, s Subject, municipality string) ([]ModuleAction, error) {
 	snap := c.snapshot()
 	var out []ModuleAction
-	for i := range snap.reg.actions {
-		act := &snap.reg.actions[i]
-		if municipality == "" && !act.platform {
+	for i := range snap.Reg.Actions {
+		act := &snap.Reg.Actions[i]
+		if municipality == "" && !act.Platform {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d, err := c.decide(snap, &s, &Request{Municipality: municipality, Module: act.module, Action: act.action})
+		d, err := c.decide(snap, &s, &Request{Municipality: municipality, Module: act.Module, Action: act.Action})
 		if err != nil {
 			return nil, err
 		}
 		if d.Allowed {
-			out = append(out, ModuleAction{Module: act.module, Action: act.action})
+			out = append(out, ModuleAction{Module: act.Module, Action: act.Action})
 		}
 	}
 	return out, nil
@@ -96,16 +98,16 @@ func (c *Checker) Permissions(ctx context.Context, s Subject, municipality strin
 
 // grantIndex lists, for one snapshot, who holds which role where: the
 // candidates of Subjects. It is kept per chunk of the user table: a write
-// copies only the chunks of the users it changes (see userTable.with), so
+// copies only the chunks of the users it changes (see snapshot.UserTable.With), so
 // the next index rebuilds only those and shares the others.
 type grantIndex struct {
-	snap   *snapshot
+	snap   *snapshot.Snapshot
 	chunks []chunkIndex
 }
 
 // chunkIndex is the index of one chunk of users.
 type chunkIndex struct {
-	src *userChunk // the chunk it was built from
+	src *snapshot.UserChunk // the chunk it was built from
 	// at maps a location ID to the grants held there.
 	at map[string][]heldRole
 	// global holds the users every lookup decides: super admins and holders
@@ -122,13 +124,13 @@ type heldRole struct {
 // lookupIndex returns the grant index of snap, rebuilding the chunks that
 // changed since the last lookup. Concurrent lookups may build it twice;
 // either copy is right.
-func (c *Checker) lookupIndex(snap *snapshot) *grantIndex {
+func (c *Checker) lookupIndex(snap *snapshot.Snapshot) *grantIndex {
 	old := c.lookup.Load()
 	if old != nil && old.snap == snap {
 		return old
 	}
-	ix := &grantIndex{snap: snap, chunks: make([]chunkIndex, len(snap.users.dense))}
-	for i, chunk := range snap.users.dense {
+	ix := &grantIndex{snap: snap, chunks: make([]chunkIndex, len(snap.Users.Dense))}
+	for i, chunk := range snap.Users.Dense {
 		if old != nil && i < len(old.chunks) && old.chunks[i].src == chunk {
 			ix.chunks[i] = old.chunks[i]
 			continue
@@ -140,19 +142,19 @@ func (c *Checker) lookupIndex(snap *snapshot) *grantIndex {
 }
 
 // indexChunk indexes the grants of one chunk of users.
-func indexChunk(snap *snapshot, chunk *userChunk) chunkIndex {
+func indexChunk(snap *snapshot.Snapshot, chunk *snapshot.UserChunk) chunkIndex {
 	ci := chunkIndex{src: chunk, at: map[string][]heldRole{}}
 	for _, u := range chunk {
-		if u == nil || u.deleted {
+		if u == nil || u.Deleted {
 			continue
 		}
-		if u.superAdmin || u.hasPlatformGrant() {
-			ci.global = append(ci.global, u.id)
+		if u.SuperAdmin || u.HasPlatformGrant() {
+			ci.global = append(ci.global, u.ID)
 		}
-		for _, g := range u.grants {
-			if !g.platform() {
-				at := snap.grantAt(u, &g)
-				ci.at[at] = append(ci.at[at], heldRole{user: u.id, role: int(g.role)})
+		for _, g := range u.Grants {
+			if !g.Platform() {
+				at := snap.GrantAt(u, &g)
+				ci.at[at] = append(ci.at[at], heldRole{user: u.ID, role: int(g.Role)})
 			}
 		}
 	}
@@ -162,20 +164,20 @@ func indexChunk(snap *snapshot, chunk *userChunk) chunkIndex {
 // candidates returns the users who may be allowed action ai on a record at
 // loc: the global users and the holders of a grant at loc or an ancestor
 // whose role allows the action (a grant elsewhere cannot cover the record).
-func (ix *grantIndex) candidates(snap *snapshot, ai int, loc string) []string {
+func (ix *grantIndex) candidates(snap *snapshot.Snapshot, ai int, loc string) []string {
 	var out []string
 	for i := range ix.chunks {
 		out = append(out, ix.chunks[i].global...)
 	}
-	at, ok := snap.tree.Index(loc)
+	at, ok := snap.Tree.Index(loc)
 	if !ok {
 		return out
 	}
-	for ; at >= 0; at = snap.tree.ParentIndex(at) {
-		id := snap.tree.IDIndex(at)
+	for ; at >= 0; at = snap.Tree.ParentIndex(at) {
+		id := snap.Tree.IDIndex(at)
 		for i := range ix.chunks {
 			for _, h := range ix.chunks[i].at[id] {
-				if snap.reg.roles[h.role].perms.has(ai) {
+				if snap.Reg.Roles[h.role].Perms.Has(ai) {
 					out = append(out, h.user)
 				}
 			}

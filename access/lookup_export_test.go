@@ -1,6 +1,10 @@
 package access
 
-import "context"
+import (
+	"context"
+
+	"github.com/civicstack/townhall/internal/snapshot"
+)
 
 // DropLookupIndex forgets Subjects' index, as a write does. Tests only.
 func DropLookupIndex(c *Checker) { c.lookup.Store(nil) }
@@ -12,7 +16,7 @@ func SubjectsByScan(ctx context.Context, c *Checker, module, action, locationID 
 	req := Request{Module: module, Action: action, Resource: &Resource{LocationID: locationID}}
 	var out []string
 	var err error
-	snap.users.each(func(id string, _ *userState) bool {
+	snap.Users.Each(func(id string, _ *snapshot.UserState) bool {
 		var d Decision
 		if d, err = c.decide(snap, &Subject{UserID: id}, &req); err != nil {
 			return false
@@ -29,9 +33,9 @@ func SubjectsByScan(ctx context.Context, c *Checker, module, action, locationID 
 // as every write to a user does, without touching the database. Tests
 // only.
 func RepublishUser(c *Checker, id string) error {
-	return c.publish(func(next *snapshot) error {
-		u, _ := next.users.get(id)
-		next.users = next.users.with(map[string]*userState{id: u})
+	return c.publish(func(next *snapshot.Snapshot) error {
+		u, _ := next.Users.Get(id)
+		next.Users = next.Users.With(map[string]*snapshot.UserState{id: u})
 		return nil
 	})
 }

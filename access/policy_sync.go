@@ -9,6 +9,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/snapshot"
 )
 
 // insertChunk bounds rows per INSERT: SQLite refuses statements with more
@@ -20,23 +21,23 @@ const insertChunk = 500
 // implicit rules and inheritance expanded, so any Casbin tool reading
 // casbin_rule sees the same permissions. Pseudo-roles public and
 // authenticated are written too, as role:public and role:authenticated.
-func policyRows(reg *compiled) []policy.Permission {
+func policyRows(reg *snapshot.Compiled) []policy.Permission {
 	var out []policy.Permission
-	row := func(role string, a actionInfo) policy.Permission {
-		return policy.Permission{Role: role, Domain: policy.PlatformDomain, Module: a.module, Action: a.action}
+	row := func(role string, a snapshot.ActionInfo) policy.Permission {
+		return policy.Permission{Role: role, Domain: policy.PlatformDomain, Module: a.Module, Action: a.Action}
 	}
-	for _, r := range reg.roles {
-		for i, a := range reg.actions {
-			if r.perms.has(i) {
-				out = append(out, row(r.name, a))
+	for _, r := range reg.Roles {
+		for i, a := range reg.Actions {
+			if r.Perms.Has(i) {
+				out = append(out, row(r.Name, a))
 			}
 		}
 	}
-	for _, a := range reg.actions {
-		if a.public {
+	for _, a := range reg.Actions {
+		if a.Public {
 			out = append(out, row(RolePublic, a))
 		}
-		if a.authenticated {
+		if a.Authenticated {
 			out = append(out, row(RoleAuthenticated, a))
 		}
 	}
@@ -46,7 +47,7 @@ func policyRows(reg *compiled) []policy.Permission {
 // syncPolicy rewrites the stored p rows when they differ from the running
 // registry, in one transaction with a registry_changed audit event. It holds
 // the migration lock, so processes starting together do not race.
-func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *compiled, logger *slog.Logger) error {
+func syncPolicy(ctx context.Context, db *gorm.DB, log *audit.Log, reg *snapshot.Compiled, logger *slog.Logger) error {
 	want := policyRows(reg)
 	var added, removed int
 	err := dbx.Migrate(ctx, db, func(conn *gorm.DB) error {

@@ -14,11 +14,11 @@ func allows(t *testing.T, r *Registry, role, module, action string) bool {
 	t.Helper()
 	c, err := r.compile()
 	require.NoError(t, err)
-	ri, ok := c.role(role)
+	ri, ok := roleIndex(c, role)
 	require.True(t, ok, "role %s", role)
-	ai, err := c.action(module, action)
+	ai, err := actionIndex(c, module, action)
 	require.NoError(t, err)
-	return c.roles[ri].perms.has(ai)
+	return c.Roles[ri].Perms.Has(ai)
 }
 
 func TestDefaultRegistry_ReplaysThroughAddModule(t *testing.T) {
@@ -252,33 +252,33 @@ func TestCompiled_ActionFindsEveryActionBySlotOrMap(t *testing.T) {
 	c, err := r.compile()
 	require.NoError(t, err)
 	shared, own := 0, 0
-	for i, info := range c.actions {
-		if s := c.slots[actionSlotOf(info.module, info.action)]; s.index == int32(i) {
+	for i, info := range c.Actions {
+		if s := c.Slots[actionSlotOf(info.Module, info.Action)]; s.Index == int32(i) {
 			own++
 		} else {
-			require.Equal(t, int32(-1), s.index, "a slot holds its own action or none")
+			require.Equal(t, int32(-1), s.Index, "a slot holds its own action or none")
 			shared++
 		}
 		// Copies: equal names in other memory.
-		ai, err := c.action(strings.Clone(info.module), strings.Clone(info.action))
+		ai, err := actionIndex(c, strings.Clone(info.Module), strings.Clone(info.Action))
 		require.NoError(t, err)
-		assert.Equal(t, i, ai, "%s.%s", info.module, info.action)
+		assert.Equal(t, i, ai, "%s.%s", info.Module, info.Action)
 	}
 	assert.Positive(t, own)
 	assert.Positive(t, shared)
 	for _, tc := range [][2]string{{"mod00", "act9"}, {"mod99", "act0"}, {"occurrences", "viewx"}, {"", "view"}, {"occurrences", ""}} {
-		_, err := c.action(tc[0], tc[1])
+		_, err := actionIndex(c, tc[0], tc[1])
 		assert.True(t, errors.Is(err, ErrUnknownModule) || errors.Is(err, ErrUnknownAction), "%q.%q: %v", tc[0], tc[1], err)
 	}
 	// A name of a declared action's slot that is not that action.
 	tried := 0
-	for _, s := range c.slots {
-		if s.index < 0 || len(s.module) < 3 {
+	for _, s := range c.Slots {
+		if s.Index < 0 || len(s.Module) < 3 {
 			continue
 		}
-		other := s.module[:1] + strings.Repeat("~", len(s.module)-2) + s.module[len(s.module)-1:]
-		require.Equal(t, actionSlotOf(s.module, s.action), actionSlotOf(other, s.action))
-		_, err := c.action(other, s.action)
+		other := s.Module[:1] + strings.Repeat("~", len(s.Module)-2) + s.Module[len(s.Module)-1:]
+		require.Equal(t, actionSlotOf(s.Module, s.Action), actionSlotOf(other, s.Action))
+		_, err := actionIndex(c, other, s.Action)
 		assert.ErrorIs(t, err, ErrUnknownModule, "%q", other)
 		tried++
 	}

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/civicstack/townhall/internal/snapshot"
 )
 
 // SnapshotInvariant reports the first place where the published snapshot
@@ -15,17 +17,17 @@ import (
 func SnapshotInvariant(c *Checker) error {
 	snap := c.snapshot()
 	var err error
-	snap.users.each(func(id string, u *userState) bool {
-		for _, g := range u.grants {
-			at := snap.grantAt(u, &g)
-			if _, ok := snap.tree.Index(at); !g.platform() && !ok {
+	snap.Users.Each(func(id string, u *snapshot.UserState) bool {
+		for _, g := range u.Grants {
+			at := snap.GrantAt(u, &g)
+			if _, ok := snap.Tree.Index(at); !g.Platform() && !ok {
 				err = fmt.Errorf("user %s holds a grant at %s, which the tree lacks", id, at)
 				return false
 			}
 		}
-		for _, p := range u.profiles {
-			at := snap.locOf(u, p.p.loc)
-			if _, ok := snap.tree.Index(at); !ok {
+		for _, p := range u.Profiles {
+			at := snap.LocOf(u, p.P.Loc)
+			if _, ok := snap.Tree.Index(at); !ok {
 				err = fmt.Errorf("user %s has a profile at %s, which the tree lacks", id, at)
 				return false
 			}
@@ -39,7 +41,7 @@ func SnapshotInvariant(c *Checker) error {
 // database and describes the first difference. Tests only.
 func SnapshotDiff(ctx context.Context, c *Checker) error {
 	have := c.snapshot()
-	want, err := loadSnapshot(ctx, c.db, have.reg, nil)
+	want, err := snapshot.LoadSnapshot(ctx, c.db, have.Reg, nil)
 	if err != nil {
 		return err
 	}
@@ -49,44 +51,44 @@ func SnapshotDiff(ctx context.Context, c *Checker) error {
 	if a, b := describeUsers(have), describeUsers(want); a != b {
 		return fmt.Errorf("users differ:\n%s\nvs fresh\n%s", a, b)
 	}
-	if !maps.EqualFunc(have.disabled, want.disabled, func(a, b map[string]struct{}) bool { return maps.Equal(a, b) }) {
-		return fmt.Errorf("module settings differ: %v vs %v", have.disabled, want.disabled)
+	if !maps.EqualFunc(have.Disabled, want.Disabled, func(a, b map[string]struct{}) bool { return maps.Equal(a, b) }) {
+		return fmt.Errorf("module settings differ: %v vs %v", have.Disabled, want.Disabled)
 	}
-	if !maps.Equal(have.approvalOff, want.approvalOff) {
+	if !maps.Equal(have.ApprovalOff, want.ApprovalOff) {
 		return fmt.Errorf("approval settings differ")
 	}
 	return nil
 }
 
-func describeTree(s *snapshot) string {
+func describeTree(s *snapshot.Snapshot) string {
 	var b strings.Builder
-	for _, l := range s.tree.Locations() {
+	for _, l := range s.Tree.Locations() {
 		fmt.Fprintf(&b, "%s<%s:%s ", l.ID, l.ParentID, l.Level)
 	}
 	return b.String()
 }
 
-func describeUsers(s *snapshot) string {
+func describeUsers(s *snapshot.Snapshot) string {
 	var lines []string
-	s.users.each(func(id string, u *userState) bool {
+	s.Users.Each(func(id string, u *snapshot.UserState) bool {
 		var parts []string
-		for _, g := range u.grants {
-			parts = append(parts, s.reg.roles[g.role].name+"@"+s.grantAt(u, &g))
+		for _, g := range u.Grants {
+			parts = append(parts, s.Reg.Roles[g.Role].Name+"@"+s.GrantAt(u, &g))
 		}
-		for _, p := range u.profiles {
-			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", s.locOf(u, p.p.loc), p.p.approved, p.p.active, p.p.department.id(), len(p.p.allowed)))
+		for _, p := range u.Profiles {
+			parts = append(parts, fmt.Sprintf("profile@%s:%v/%v/%s/%d", s.LocOf(u, p.P.Loc), p.P.Approved, p.P.Active, p.P.Department.ID(), len(p.P.Allowed)))
 		}
-		for _, g := range u.grants {
-			if g.counts() {
-				k, _ := s.anchorRef(u, g.loc)
-				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.reg.roles[g.role].name, s.tree.IDIndex(g.loc), g.flags, s.locOf(u, u.profiles[k].p.loc)))
+		for _, g := range u.Grants {
+			if g.Counts() {
+				k, _ := s.AnchorRef(u, g.Loc)
+				parts = append(parts, fmt.Sprintf("counted:%s@%s/%d/%s", s.Reg.Roles[g.Role].Name, s.Tree.IDIndex(g.Loc), g.Flags, s.LocOf(u, u.Profiles[k].P.Loc)))
 			}
 		}
-		if s.users.at(u.idx) != u {
+		if s.Users.At(u.Idx) != u {
 			parts = append(parts, "not at its index")
 		}
 		slices.Sort(parts)
-		lines = append(lines, fmt.Sprintf("%s deleted=%v active=%v super=%v tech=%v %v", id, u.deleted, u.active, u.superAdmin, u.technical, parts))
+		lines = append(lines, fmt.Sprintf("%s deleted=%v active=%v super=%v tech=%v %v", id, u.Deleted, u.Active, u.SuperAdmin, u.Technical, parts))
 		return true
 	})
 	slices.Sort(lines)
@@ -101,6 +103,6 @@ func Reload(ctx context.Context, c *Checker) error { return c.reload(ctx) }
 // the published snapshot and the subject's record in it. Benchmarks only
 // (BenchmarkDecideFloor).
 func TouchUser(c *Checker, p Principal) bool {
-	u := c.snapshot().users.at(p.user - 1)
-	return u != nil && u.active
+	u := c.snapshot().Users.At(p.user - 1)
+	return u != nil && u.Active
 }

@@ -2,22 +2,17 @@ package access
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"gorm.io/gorm"
 
-	"github.com/civicstack/townhall/affiliation"
 	"github.com/civicstack/townhall/audit"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/telemetry"
-	"github.com/civicstack/townhall/location"
 )
 
 // Every write townhall makes commits audit events in the same transaction,
@@ -116,7 +111,7 @@ func (c *Checker) sync(ctx context.Context, background bool) (err error) {
 // reload replaces the whole snapshot with a fresh load.
 func (c *Checker) reload(ctx context.Context) error {
 	start := time.Now()
-	if err := c.refresh(ctx, parts{reload: true}); err != nil {
+	if err := c.refresh(ctx, snapshot.Parts{Reload: true}); err != nil {
 		return err
 	}
 	c.obs.loaded(ctx, start)
@@ -131,118 +126,14 @@ func (c *Checker) reload(ctx context.Context) error {
 // applied, changes nothing. Events that change nothing a decision reads
 // are ignored.
 func (c *Checker) Apply(ctx context.Context, events ...audit.Event) error {
-	var p parts
+	var p snapshot.Parts
 	for _, ev := range events {
-		p.addEvent(ev)
+		p.AddEvent(ev)
 	}
-	if p.empty() {
+	if p.Empty() {
 		return nil
 	}
 	return c.refresh(ctx, p)
-}
-
-// addEvent adds the parts of the snapshot an event changed.
-func (p *parts) addEvent(ev audit.Event) {
-	switch ev.Type {
-	case audit.TypeLogin, audit.TypeLoginFailed, audit.TypeLogout, audit.TypePasswordChanged,
-		audit.TypeAPIKeyCreated, audit.TypeAPIKeyRevoked, audit.TypeRegistryChanged,
-		audit.TypeDecisionDenied, audit.TypeDecisionAllowed, audit.TypeDecisionsDropped:
-		return // nothing a decision reads (the registry is each process's configuration)
-	case audit.TypeDepartmentCreated:
-		if id, ok := ev.Details["department_id"].(string); ok {
-			p.departments = append(p.departments, id)
-		} else {
-			p.reload = true
-		}
-	case audit.TypeLocationCreated, audit.TypeLocationMoved, audit.TypeLocationDeleted:
-		p.locations = append(p.locations, ev.LocationID)
-	case audit.TypeModuleEnabled, audit.TypeApprovalRequired:
-		p.municipalities = append(p.municipalities, ev.LocationID)
-	case audit.TypeImpersonationStart, audit.TypeImpersonationStop:
-		p.sessions = true
-	case audit.TypeLink, audit.TypeUnlink, audit.TypeOrganisationCreated, audit.TypeOrganisationDeleted,
-		affiliation.TypeOrganisationUpdated:
-		p.affiliations = true
-	case audit.TypeUserDeleted:
-		p.sessions, p.affiliations = true, true
-	case audit.TypeUserActive, audit.TypeSuperAdmin:
-		p.sessions = true // deactivating an admin or taking the flag ends its sessions
-	}
-	if ev.UserID != "" {
-		p.users = append(p.users, ev.UserID)
-	}
-}
-
-// syncLocation applies the current state of location id (and its subtree)
-// to next's tree and, for a deleted subtree, reads again whoever held
-// something in it.
-func syncLocation(ctx context.Context, db *gorm.DB, next *snapshot, id string) error {
-	var (
-		loc      location.Location
-		parent   sql.NullString
-		deleted  int
-		notFound bool
-	)
-	err := db.WithContext(ctx).Raw(`SELECT id, name, level, parent_id, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM `+
-		location.LocationsTable+` WHERE id = ?`, id).Row().Scan(&loc.ID, &loc.Name, &loc.Level, &parent, &deleted)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		notFound = true
-	case err != nil:
-		return fmt.Errorf("read location: %w", err)
-	}
-	loc.ParentID = parent.String
-	current, known := next.tree.Get(id)
-	switch {
-	case notFound || deleted != 0:
-		if !known {
-			return nil
-		}
-		var affected []string
-		next.users.each(func(uid string, u *userState) bool {
-			if u.holdsWithin(next, id) {
-				affected = append(affected, uid)
-			}
-			return true
-		})
-		if err := next.applyLocation(location.Change{Kind: location.ChangeDeleted, Location: location.Location{ID: id}}); err != nil {
-			return err
-		}
-		return applyParts(ctx, db, next, parts{users: affected, affiliations: true})
-	case !known:
-		return next.applyLocation(location.Change{Kind: location.ChangeCreated, Location: loc})
-	case current.ParentID != loc.ParentID:
-		return next.applyLocation(location.Change{Kind: location.ChangeMoved, Location: loc})
-	}
-	return nil
-}
-
-// syncMunicipality reads again the module and approval settings of a
-// municipality into next.
-func syncMunicipality(ctx context.Context, db *gorm.DB, next *snapshot, id string) error {
-	var modules []moduleSettingRow
-	if err := db.WithContext(ctx).Where("municipality_id = ?", id).Find(&modules).Error; err != nil {
-		return fmt.Errorf("read module settings: %w", err)
-	}
-	var approval []municipalitySettingRow
-	if err := db.WithContext(ctx).Where("municipality_id = ?", id).Find(&approval).Error; err != nil {
-		return fmt.Errorf("read municipality settings: %w", err)
-	}
-	for module := range next.disabled {
-		next.withModuleEnabled(id, module, true)
-	}
-	for _, r := range modules {
-		next.withModuleEnabled(id, r.Module, r.Enabled)
-	}
-	off := maps.Clone(next.approvalOff)
-	delete(off, id)
-	for _, r := range approval {
-		if !r.ApprovalRequired {
-			off[id] = struct{}{}
-		}
-	}
-	next.approvalOff = off
-	return nil
 }
 
 // startSync runs the polling loop: every interval, and whenever Wake is

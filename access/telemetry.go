@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/telemetry"
 )
 
@@ -122,7 +123,7 @@ type observer struct {
 	// size caches the snapshot's counts for the snapshot they were taken
 	// of: counting users and grants walks the whole user table.
 	sizeMu   sync.Mutex
-	sizeOf   *snapshot
+	sizeOf   *snapshot.Snapshot
 	sizeUser int64
 	sizeGr   int64
 }
@@ -201,7 +202,7 @@ func (o *observer) observe(c *Checker) error {
 		u, g := o.snapshotSize(snap)
 		obs.ObserveInt64(size, u, usersAttr)
 		obs.ObserveInt64(size, g, grantsAttr)
-		obs.ObserveInt64(size, int64(snap.tree.Len()), locationsAttr)
+		obs.ObserveInt64(size, int64(snap.Tree.Len()), locationsAttr)
 		return nil
 	}, checks, revision, lag, age, failures, reconnects, size)
 	return err
@@ -214,14 +215,14 @@ func (o *observer) close() {
 	}
 }
 
-func (o *observer) snapshotSize(snap *snapshot) (users, grants int64) {
+func (o *observer) snapshotSize(snap *snapshot.Snapshot) (users, grants int64) {
 	o.sizeMu.Lock()
 	defer o.sizeMu.Unlock()
 	if o.sizeOf != snap {
 		var u, g int64
-		snap.users.each(func(_ string, s *userState) bool {
+		snap.Users.Each(func(_ string, s *snapshot.UserState) bool {
 			u++
-			g += int64(len(s.grants))
+			g += int64(len(s.Grants))
 			return true
 		})
 		o.sizeOf, o.sizeUser, o.sizeGr = snap, u, g

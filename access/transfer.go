@@ -17,6 +17,7 @@ import (
 	"github.com/civicstack/townhall/audit"
 	"github.com/civicstack/townhall/internal/dbx"
 	"github.com/civicstack/townhall/internal/policy"
+	"github.com/civicstack/townhall/internal/snapshot"
 	"github.com/civicstack/townhall/internal/txwrite"
 	"github.com/civicstack/townhall/internal/userwrite"
 	"github.com/civicstack/townhall/location"
@@ -163,14 +164,14 @@ func (a *Admin) Export(ctx context.Context) (*Document, error) {
 	if doc.Links, err = affiliation.LoadLinks(ctx, a.db); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	var settings []moduleSettingRow
+	var settings []snapshot.ModuleSettingRow
 	if err := db.Order("municipality_id, module").Find(&settings).Error; err != nil {
 		return nil, fmt.Errorf("export: module settings: %w", err)
 	}
 	for _, s := range settings {
 		doc.ModuleSettings = append(doc.ModuleSettings, ModuleSetting{Municipality: s.MunicipalityID, Module: s.Module, Enabled: s.Enabled})
 	}
-	var approvals []municipalitySettingRow
+	var approvals []snapshot.MunicipalitySettingRow
 	if err := db.Order("municipality_id").Find(&approvals).Error; err != nil {
 		return nil, fmt.Errorf("export: approval settings: %w", err)
 	}
@@ -314,7 +315,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 		if !dbx.ValidID(s.Municipality) || !validName(s.Module) {
 			return fmt.Errorf("%w: module setting %q in %q", ErrInvalidInput, s.Module, s.Municipality)
 		}
-		row := moduleSettingRow{MunicipalityID: s.Municipality, Module: s.Module, Enabled: s.Enabled, UpdatedAt: a.now().UTC()}
+		row := snapshot.ModuleSettingRow{MunicipalityID: s.Municipality, Module: s.Module, Enabled: s.Enabled, UpdatedAt: a.now().UTC()}
 		if err := im.setting(&row, s.Municipality, "module = ?", s.Module); err != nil {
 			return err
 		}
@@ -325,7 +326,7 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 		if !dbx.ValidID(s.Municipality) {
 			return fmt.Errorf("%w: approval setting of %q", ErrInvalidInput, s.Municipality)
 		}
-		row := municipalitySettingRow{MunicipalityID: s.Municipality, ApprovalRequired: s.Required, UpdatedAt: a.now().UTC()}
+		row := snapshot.MunicipalitySettingRow{MunicipalityID: s.Municipality, ApprovalRequired: s.Required, UpdatedAt: a.now().UTC()}
 		if err := im.setting(&row, s.Municipality, ""); err != nil {
 			return err
 		}
@@ -361,9 +362,9 @@ func (im *importer) run(ctx context.Context, doc *Document) error {
 		im.record(audit.Event{Type: audit.TypeMemberAdded, UserID: p.UserID, LocationID: p.LocationID,
 			Details: map[string]any{"imported": true}})
 	}
-	reg := a.c.snapshot().reg
+	reg := a.c.snapshot().Reg
 	for _, g := range doc.Grants {
-		if _, ok := reg.role(g.Role); !ok {
+		if _, ok := roleIndex(reg, g.Role); !ok {
 			return fmt.Errorf("grant of %q at %q: %w %q", g.UserID, g.LocationID, ErrUnknownRole, g.Role)
 		}
 		if !dbx.ValidID(g.UserID) || g.LocationID != policy.PlatformDomain && !dbx.ValidID(g.LocationID) {

@@ -1,4 +1,4 @@
-package access
+package snapshot
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ func tableIDs(n int) []string {
 		case 0:
 			ids = append(ids, fmt.Sprintf("u%d", i))
 		case 1:
-			ids = append(ids, fmt.Sprintf("%s%d", strings.Repeat("x", idInline), i))
+			ids = append(ids, fmt.Sprintf("%s%d", strings.Repeat("x", IDInline), i))
 		default:
 			ids = append(ids, fmt.Sprintf("%s%d", strings.Repeat("y", 300), i))
 		}
@@ -28,68 +28,68 @@ func tableIDs(n int) []string {
 
 func TestUserTable_FindsEveryIDAndKeepsIndexesAcrossChanges(t *testing.T) {
 	ids := tableIDs(3000)
-	tab := newUserTable()
+	tab := NewUserTable()
 	for _, id := range ids {
-		tab.put(id, &userState{active: true}, nil)
+		tab.Put(id, &UserState{Active: true}, nil)
 	}
 	idx := map[string]uint32{}
 	for _, id := range ids {
-		u, ok := tab.get(id)
+		u, ok := tab.Get(id)
 		require.True(t, ok, id)
-		require.Equal(t, id, u.id)
-		idx[id] = u.idx
+		require.Equal(t, id, u.ID)
+		idx[id] = u.Idx
 	}
-	_, ok := tab.get("u99999")
+	_, ok := tab.Get("u99999")
 	assert.False(t, ok, "an unknown ID")
-	_, ok = tab.get(ids[1][:idInline])
+	_, ok = tab.Get(ids[1][:IDInline])
 	assert.False(t, ok, "a prefix of a long ID")
 
 	// Remove every tenth user, change every seventh, add new ones.
-	changes := map[string]*userState{}
+	changes := map[string]*UserState{}
 	for i, id := range ids {
 		switch {
 		case i%10 == 0:
 			changes[id] = nil
 		case i%7 == 0:
-			changes[id] = &userState{}
+			changes[id] = &UserState{}
 		}
 	}
 	added := tableIDs(3600)[3000:]
 	for _, id := range added {
-		changes[id] = &userState{active: true}
+		changes[id] = &UserState{Active: true}
 	}
-	next := tab.with(changes)
+	next := tab.With(changes)
 
 	for i, id := range ids {
-		u, ok := next.get(id)
+		u, ok := next.Get(id)
 		if i%10 == 0 {
 			assert.False(t, ok, "removed %s", id)
-			assert.Nil(t, next.at(idx[id]), "a removed user's index holds nothing")
+			assert.Nil(t, next.At(idx[id]), "a removed user's index holds nothing")
 			continue
 		}
 		require.True(t, ok, id)
-		assert.Equal(t, idx[id], u.idx, "an index never changes")
-		assert.Equal(t, i%7 != 0, u.active, id)
-		assert.Same(t, u, next.at(u.idx))
+		assert.Equal(t, idx[id], u.Idx, "an index never changes")
+		assert.Equal(t, i%7 != 0, u.Active, id)
+		assert.Same(t, u, next.At(u.Idx))
 	}
 	seen := map[uint32]bool{}
 	for _, id := range added {
-		u, ok := next.get(id)
+		u, ok := next.Get(id)
 		require.True(t, ok, id)
-		assert.GreaterOrEqual(t, u.idx, uint32(3000), "new users get new indexes")
-		assert.False(t, seen[u.idx])
-		seen[u.idx] = true
+		assert.GreaterOrEqual(t, u.Idx, uint32(3000), "new users get new indexes")
+		assert.False(t, seen[u.Idx])
+		seen[u.Idx] = true
 	}
 	n := 0
-	next.each(func(string, *userState) bool { n++; return true })
+	next.Each(func(string, *UserState) bool { n++; return true })
 	assert.Equal(t, 3000-300+600, n)
 
 	// The published table is unchanged.
 	for _, id := range ids {
-		u, ok := tab.get(id)
+		u, ok := tab.Get(id)
 		require.True(t, ok, id)
-		assert.True(t, u.active, id)
+		assert.True(t, u.Active, id)
 	}
-	_, ok = tab.get(added[0])
+	_, ok = tab.Get(added[0])
 	assert.False(t, ok)
 }

@@ -1,4 +1,4 @@
-package access
+package snapshot
 
 import (
 	"testing"
@@ -11,8 +11,8 @@ import (
 // an allocation class (BENCHMARKS.md, issue 14): a field added to one of
 // them moves every user's record into the next class.
 func TestLayout_RecordsStayInTheirAllocationClass(t *testing.T) {
-	assert.EqualValues(t, 8, unsafe.Sizeof(grant{}), "grant")
-	assert.EqualValues(t, 24, unsafe.Sizeof(profileState{}), "profileState")
-	assert.EqualValues(t, 32, unsafe.Sizeof(profileRef{}), "profileRef")
-	assert.EqualValues(t, 96, unsafe.Sizeof(userState{}), "userState")
+	assert.EqualValues(t, 8, unsafe.Sizeof(Grant{}), "Grant")
+	assert.EqualValues(t, 24, unsafe.Sizeof(ProfileState{}), "ProfileState")
+	assert.EqualValues(t, 32, unsafe.Sizeof(ProfileRef{}), "ProfileRef")
+	assert.EqualValues(t, 96, unsafe.Sizeof(UserState{}), "UserState")
 }
