@@ -9,8 +9,8 @@ import (
 	"github.com/civicstack/townhall/affiliation"
 )
 
-// OrgState is an organisation as the snapshot holds it.
-type OrgState struct {
+// orgState is an organisation as the snapshot holds it.
+type orgState struct {
 	Location string
 	Services map[string]struct{}
 }
@@ -23,8 +23,8 @@ func (w Window) Live(now time.Time) bool {
 	return (w.From.IsZero() || !now.Before(w.From)) && (w.To.IsZero() || now.Before(w.To))
 }
 
-// LoadAffiliations reads live organisations and non-deleted links.
-func LoadAffiliations(ctx context.Context, db *gorm.DB) (map[string]*OrgState, map[string]map[string][]Window, error) {
+// loadAffiliations reads live organisations and non-deleted links.
+func loadAffiliations(ctx context.Context, db *gorm.DB) (map[string]*orgState, map[string]map[string][]Window, error) {
 	orgs, err := affiliation.LoadOrganisations(ctx, db)
 	if err != nil {
 		return nil, nil, err
@@ -33,13 +33,13 @@ func LoadAffiliations(ctx context.Context, db *gorm.DB) (map[string]*OrgState, m
 	if err != nil {
 		return nil, nil, err
 	}
-	outOrgs := make(map[string]*OrgState, len(orgs))
+	outOrgs := make(map[string]*orgState, len(orgs))
 	for _, o := range orgs {
 		services := make(map[string]struct{}, len(o.Services))
 		for _, s := range o.Services {
 			services[s] = struct{}{}
 		}
-		outOrgs[o.ID] = &OrgState{Location: o.LocationID, Services: services}
+		outOrgs[o.ID] = &orgState{Location: o.LocationID, Services: services}
 	}
 	outLinks := map[string]map[string][]Window{}
 	for _, l := range links {

@@ -58,12 +58,12 @@ func ApplyParts(ctx context.Context, db *gorm.DB, next *Snapshot, p Parts) error
 		}
 	}
 	for _, id := range p.Locations {
-		if err := SyncLocation(ctx, db, next, id); err != nil {
+		if err := syncLocation(ctx, db, next, id); err != nil {
 			return err
 		}
 	}
 	for _, id := range p.Municipalities {
-		if err := SyncMunicipality(ctx, db, next, id); err != nil {
+		if err := syncMunicipality(ctx, db, next, id); err != nil {
 			return err
 		}
 	}
@@ -71,7 +71,7 @@ func ApplyParts(ctx context.Context, db *gorm.DB, next *Snapshot, p Parts) error
 		found := map[string]CategorySet{}
 		depts := maps.Clone(next.Departments)
 		for _, id := range p.Departments {
-			if err := LoadDepartments(ctx, db, id, found); err != nil {
+			if err := loadDepartments(ctx, db, id, found); err != nil {
 				return err
 			}
 			if set, ok := found[id]; ok {
@@ -86,43 +86,43 @@ func ApplyParts(ctx context.Context, db *gorm.DB, next *Snapshot, p Parts) error
 		next.Users.Each(func(id string, u *UserState) bool {
 			for _, r := range u.Profiles {
 				if d := r.P.Department.ID(); d != "" && slices.Contains(p.Departments, d) {
-					changes[id] = next.Rebuilt(u)
+					changes[id] = next.rebuilt(u)
 					break
 				}
 			}
 			return true
 		})
-		next.SetUsers(changes)
+		next.setUsers(changes)
 	}
 	if p.Sessions {
-		ss, err := LoadSessions(ctx, db)
+		ss, err := loadSessions(ctx, db)
 		if err != nil {
 			return err
 		}
 		next.Sessions = ss
 	}
 	if p.Affiliations {
-		orgs, links, err := LoadAffiliations(ctx, db.WithContext(ctx))
+		orgs, links, err := loadAffiliations(ctx, db.WithContext(ctx))
 		if err != nil {
 			return err
 		}
 		next.Orgs, next.Links = orgs, links
 	}
 	if len(p.Users) > 0 {
-		changes, err := ReadUsersFrom(ctx, db, next, slices.Compact(slices.Sorted(slices.Values(p.Users))))
+		changes, err := readUsersFrom(ctx, db, next, slices.Compact(slices.Sorted(slices.Values(p.Users))))
 		if err != nil {
 			return err
 		}
-		next.SetUsers(changes)
+		next.setUsers(changes)
 	}
 	return nil
 }
 
-// ReadUsersFrom reads the current state of users (nil for a user with no
+// readUsersFrom reads the current state of users (nil for a user with no
 // row) through db, which may be a transaction: an Admin change reads the
 // state it judges from its own transaction. Outside one it runs under
 // publishMu, so the last refresh reads the latest commit.
-func ReadUsersFrom(ctx context.Context, db *gorm.DB, snap *Snapshot, userIDs []string) (map[string]*UserState, error) {
+func readUsersFrom(ctx context.Context, db *gorm.DB, snap *Snapshot, userIDs []string) (map[string]*UserState, error) {
 	db = db.WithContext(ctx)
 	out := make(map[string]*UserState, len(userIDs))
 	for _, id := range userIDs {
@@ -130,17 +130,17 @@ func ReadUsersFrom(ctx context.Context, db *gorm.DB, snap *Snapshot, userIDs []s
 			continue
 		}
 		var state *UserState
-		if err := ScanUsers(ctx, db, id, func(_ string, u *UserState) { state = u }); err != nil {
+		if err := scanUsers(ctx, db, id, func(_ string, u *UserState) { state = u }); err != nil {
 			return nil, err
 		}
 		if state != nil && !state.Deleted {
-			if err := ScanProfiles(ctx, db, snap.Tree, id, func(_ []byte, r ProfileRef, unknown string) {
-				state.AddProfile(r, unknown)
+			if err := scanProfiles(ctx, db, snap.Tree, id, func(_ []byte, r profileRef, unknown string) {
+				state.addProfile(r, unknown)
 			}); err != nil {
 				return nil, err
 			}
-			if err := ScanGrants(ctx, db, snap.Reg, snap.Tree, id, func(_ []byte, g Grant, unknown string) {
-				state.AddGrant(g, unknown)
+			if err := scanGrants(ctx, db, snap.Reg, snap.Tree, id, func(_ []byte, g Grant, unknown string) {
+				state.addGrant(g, unknown)
 			}); err != nil {
 				return nil, err
 			}
@@ -159,7 +159,7 @@ func (next *Snapshot) ApplyLocation(ch location.Change) error {
 	var affected []*UserState
 	switch ch.Kind {
 	case location.ChangeCreated:
-		for id := range next.Users.Pending {
+		for id := range next.Users.pending {
 			if u, ok := next.Users.Get(id); ok {
 				affected = append(affected, u)
 			}
@@ -176,17 +176,17 @@ func (next *Snapshot) ApplyLocation(ch location.Change) error {
 	if err := t.Apply(ch); err != nil {
 		return fmt.Errorf("apply location change: %w", err)
 	}
-	next.SetTree(t)
+	next.setTree(t)
 	if ch.Kind == location.ChangeDeleted {
 		next.Epoch++ // the removed locations' indexes name nothing any more
 	}
-	next.ReindexDisabled()
+	next.reindexDisabled()
 	if len(affected) > 0 {
 		changes := make(map[string]*UserState, len(affected))
 		for _, u := range affected {
-			changes[u.ID] = next.Rebuilt(u)
+			changes[u.ID] = next.rebuilt(u)
 		}
-		next.SetUsers(changes)
+		next.setUsers(changes)
 	}
 	return nil
 }
@@ -223,10 +223,10 @@ func (p *Parts) AddEvent(ev audit.Event) {
 	}
 }
 
-// SyncLocation applies the current state of location id (and its subtree)
+// syncLocation applies the current state of location id (and its subtree)
 // to next's tree and, for a deleted subtree, reads again whoever held
 // something in it.
-func SyncLocation(ctx context.Context, db *gorm.DB, next *Snapshot, id string) error {
+func syncLocation(ctx context.Context, db *gorm.DB, next *Snapshot, id string) error {
 	var (
 		loc      location.Location
 		parent   sql.NullString
@@ -267,9 +267,9 @@ func SyncLocation(ctx context.Context, db *gorm.DB, next *Snapshot, id string) e
 	return nil
 }
 
-// SyncMunicipality reads again the module and approval settings of a
+// syncMunicipality reads again the module and approval settings of a
 // municipality into next.
-func SyncMunicipality(ctx context.Context, db *gorm.DB, next *Snapshot, id string) error {
+func syncMunicipality(ctx context.Context, db *gorm.DB, next *Snapshot, id string) error {
 	var modules []ModuleSettingRow
 	if err := db.WithContext(ctx).Where("municipality_id = ?", id).Find(&modules).Error; err != nil {
 		return fmt.Errorf("read module settings: %w", err)
@@ -279,10 +279,10 @@ func SyncMunicipality(ctx context.Context, db *gorm.DB, next *Snapshot, id strin
 		return fmt.Errorf("read municipality settings: %w", err)
 	}
 	for module := range next.Disabled {
-		next.WithModuleEnabled(id, module, true)
+		next.withModuleEnabled(id, module, true)
 	}
 	for _, r := range modules {
-		next.WithModuleEnabled(id, r.Module, r.Enabled)
+		next.withModuleEnabled(id, r.Module, r.Enabled)
 	}
 	off := maps.Clone(next.ApprovalOff)
 	delete(off, id)

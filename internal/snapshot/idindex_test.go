@@ -18,7 +18,7 @@ func tableIDs(n int) []string {
 		case 0:
 			ids = append(ids, fmt.Sprintf("u%d", i))
 		case 1:
-			ids = append(ids, fmt.Sprintf("%s%d", strings.Repeat("x", IDInline), i))
+			ids = append(ids, fmt.Sprintf("%s%d", strings.Repeat("x", idInline), i))
 		default:
 			ids = append(ids, fmt.Sprintf("%s%d", strings.Repeat("y", 300), i))
 		}
@@ -28,9 +28,9 @@ func tableIDs(n int) []string {
 
 func TestUserTable_FindsEveryIDAndKeepsIndexesAcrossChanges(t *testing.T) {
 	ids := tableIDs(3000)
-	tab := NewUserTable()
+	tab := newUserTable()
 	for _, id := range ids {
-		tab.Put(id, &UserState{Active: true}, nil)
+		tab.put(id, &UserState{Active: true}, nil)
 	}
 	idx := map[string]uint32{}
 	for _, id := range ids {
@@ -41,7 +41,7 @@ func TestUserTable_FindsEveryIDAndKeepsIndexesAcrossChanges(t *testing.T) {
 	}
 	_, ok := tab.Get("u99999")
 	assert.False(t, ok, "an unknown ID")
-	_, ok = tab.Get(ids[1][:IDInline])
+	_, ok = tab.Get(ids[1][:idInline])
 	assert.False(t, ok, "a prefix of a long ID")
 
 	// Remove every tenth user, change every seventh, add new ones.

@@ -13,6 +13,6 @@ import (
 func TestLayout_RecordsStayInTheirAllocationClass(t *testing.T) {
 	assert.EqualValues(t, 8, unsafe.Sizeof(Grant{}), "Grant")
 	assert.EqualValues(t, 24, unsafe.Sizeof(ProfileState{}), "ProfileState")
-	assert.EqualValues(t, 32, unsafe.Sizeof(ProfileRef{}), "ProfileRef")
+	assert.EqualValues(t, 32, unsafe.Sizeof(profileRef{}), "ProfileRef")
 	assert.EqualValues(t, 96, unsafe.Sizeof(UserState{}), "UserState")
 }

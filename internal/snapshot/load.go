@@ -26,21 +26,21 @@ func LoadSnapshot(ctx context.Context, db *gorm.DB, reg *Compiled, prev *UserTab
 	}
 	s := &Snapshot{
 		Reg:         reg,
-		Users:       NewUserTable(),
+		Users:       newUserTable(),
 		Departments: map[string]CategorySet{},
 		Disabled:    map[string]map[string]struct{}{},
 		ApprovalOff: map[string]struct{}{},
 	}
-	s.SetTree(tree)
+	s.setTree(tree)
 	if prev != nil && prev.Next > s.Users.Next {
 		s.Users.Next = prev.Next // indexes of users gone since are not reused
 	}
-	if err := ScanUsers(ctx, db, "", func(id string, u *UserState) { s.Users.Put(id, u, prev) }); err != nil {
+	if err := scanUsers(ctx, db, "", func(id string, u *UserState) { s.Users.put(id, u, prev) }); err != nil {
 		return nil, err
 	}
-	if err := ScanProfiles(ctx, db, s.Tree, "", func(userID []byte, r ProfileRef, unknown string) {
+	if err := scanProfiles(ctx, db, s.Tree, "", func(userID []byte, r profileRef, unknown string) {
 		if u, ok := s.Users.Get(string(userID)); ok && !u.Deleted {
-			u.AddProfile(r, unknown)
+			u.addProfile(r, unknown)
 		}
 	}); err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func LoadSnapshot(ctx context.Context, db *gorm.DB, reg *Compiled, prev *UserTab
 	// Grants usually come clustered by user: remember the last one.
 	var lastID []byte
 	var last *UserState
-	if err := ScanGrants(ctx, db, reg, s.Tree, "", func(userID []byte, g Grant, unknown string) {
+	if err := scanGrants(ctx, db, reg, s.Tree, "", func(userID []byte, g Grant, unknown string) {
 		if last == nil || !bytes.Equal(userID, lastID) {
 			last = nil
 			if u, ok := s.Users.Get(string(userID)); ok && !u.Deleted {
@@ -56,22 +56,22 @@ func LoadSnapshot(ctx context.Context, db *gorm.DB, reg *Compiled, prev *UserTab
 			}
 		}
 		if last != nil {
-			last.AddGrant(g, unknown)
+			last.addGrant(g, unknown)
 		}
 	}); err != nil {
 		return nil, err
 	}
 	// Effective categories, built with the users, read the departments.
-	if err := LoadDepartments(ctx, db, "", s.Departments); err != nil {
+	if err := loadDepartments(ctx, db, "", s.Departments); err != nil {
 		return nil, err
 	}
 	s.Users.Each(func(id string, u *UserState) bool {
 		s.BuildUser(u)
-		if u.IsPending() {
-			if s.Users.Pending == nil {
-				s.Users.Pending = map[string]struct{}{}
+		if u.isPending() {
+			if s.Users.pending == nil {
+				s.Users.pending = map[string]struct{}{}
 			}
-			s.Users.Pending[id] = struct{}{}
+			s.Users.pending[id] = struct{}{}
 		}
 		return true
 	})
@@ -87,11 +87,11 @@ func LoadSnapshot(ctx context.Context, db *gorm.DB, reg *Compiled, prev *UserTab
 		}
 		set[r.MunicipalityID] = struct{}{}
 	}
-	s.ReindexDisabled()
-	if s.Orgs, s.Links, err = LoadAffiliations(ctx, db); err != nil {
+	s.reindexDisabled()
+	if s.Orgs, s.Links, err = loadAffiliations(ctx, db); err != nil {
 		return nil, err
 	}
-	if s.Sessions, err = LoadSessions(ctx, db); err != nil {
+	if s.Sessions, err = loadSessions(ctx, db); err != nil {
 		return nil, err
 	}
 	var approvals []MunicipalitySettingRow
@@ -104,49 +104,49 @@ func LoadSnapshot(ctx context.Context, db *gorm.DB, reg *Compiled, prev *UserTab
 	return s, nil
 }
 
-// The loader's queries on db (ScanWhere narrows them to one ID); text
+// The loader's queries on db (scanWhere narrows them to one ID); text
 // columns are named through dbx.RawColumns.
-func UserQuery(db *gorm.DB) string {
+func userQuery(db *gorm.DB) string {
 	return `SELECT ` + dbx.RawColumns(db, "id", "kind") +
 		`, is_active, is_super_admin, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM ` + users.UsersTable
 }
 
-// ProfileQuery reads live profiles.
-func ProfileQuery(db *gorm.DB) string {
+// profileQuery reads live profiles.
+func profileQuery(db *gorm.DB) string {
 	return `SELECT ` + dbx.RawColumns(db, "user_id", "location_id", "department_id", "allowed_categories") +
 		`, is_approved, is_active FROM ` + users.ProfilesTable + ` WHERE deleted_at IS NULL`
 }
 
-// DepartmentQuery reads departments.
-func DepartmentQuery(db *gorm.DB) string {
+// departmentQuery reads departments.
+func departmentQuery(db *gorm.DB) string {
 	return `SELECT ` + dbx.RawColumns(db, "id", "categories") + ` FROM ` + users.DepartmentsTable
 }
 
-// Placeholder returns the bind parameter syntax of db for ScanRaw.
-func Placeholder(db *gorm.DB) string {
+// placeholder returns the bind parameter syntax of db for ScanRaw.
+func placeholder(db *gorm.DB) string {
 	if dbx.DialectOf(db) == dbx.Postgres {
 		return "$1"
 	}
 	return "?"
 }
 
-// ScanWhere runs query, narrowed by "column = id" when id is not empty.
-func ScanWhere(ctx context.Context, db *gorm.DB, query, column, id string, fn func(cols [][]byte) error) error {
+// scanWhere runs query, narrowed by "column = id" when id is not empty.
+func scanWhere(ctx context.Context, db *gorm.DB, query, column, id string, fn func(cols [][]byte) error) error {
 	var args []any
 	if id != "" {
 		joiner := " WHERE "
 		if strings.Contains(query, " WHERE ") {
 			joiner = " AND "
 		}
-		query += joiner + column + " = " + Placeholder(db)
+		query += joiner + column + " = " + placeholder(db)
 		args = []any{id}
 	}
 	return dbx.ScanRaw(ctx, db, query, args, fn)
 }
 
-// ScanUsers reads users (all, or one when id is set).
-func ScanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u *UserState)) error {
-	err := ScanWhere(ctx, db, UserQuery(db), "id", id, func(c [][]byte) error {
+// scanUsers reads users (all, or one when id is set).
+func scanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u *UserState)) error {
+	err := scanWhere(ctx, db, userQuery(db), "id", id, func(c [][]byte) error {
 		fn(string(c[0]), &UserState{
 			Technical:  string(c[1]) == string(users.Technical),
 			Active:     dbx.ParseBool(c[2]),
@@ -161,16 +161,16 @@ func ScanUsers(ctx context.Context, db *gorm.DB, id string, fn func(id string, u
 	return nil
 }
 
-// ScanProfiles reads live profiles (all, or one user's when userID is
+// scanProfiles reads live profiles (all, or one user's when userID is
 // set); fn gets the raw user ID, valid during the call only, and the
 // profile's location ID when tree does not hold it (else "").
-func ScanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID string, fn func(userID []byte, r ProfileRef, unknown string)) error {
-	err := ScanWhere(ctx, db, ProfileQuery(db), "user_id", userID, func(c [][]byte) error {
-		allowed, err := DecodeCategories(c[3])
+func scanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID string, fn func(userID []byte, r profileRef, unknown string)) error {
+	err := scanWhere(ctx, db, profileQuery(db), "user_id", userID, func(c [][]byte) error {
+		allowed, err := decodeCategories(c[3])
 		if err != nil {
 			return err
 		}
-		r := ProfileRef{P: ProfileState{
+		r := profileRef{P: ProfileState{
 			Approved: dbx.ParseBool(c[4]), Active: dbx.ParseBool(c[5]), Allowed: allowed,
 		}}
 		unknown := ""
@@ -191,18 +191,18 @@ func ScanProfiles(ctx context.Context, db *gorm.DB, tree *location.Tree, userID 
 	return nil
 }
 
-// ScanGrants reads grouping rows (all, or one user's), skipping rows that
+// scanGrants reads grouping rows (all, or one user's), skipping rows that
 // are not townhall grants or name roles the running registry does not
 // declare (they grant nothing). fn gets the raw user ID, valid during the
 // call only, and the grant's location ID when tree does not hold it (else
 // ""). Grants hold tree indexes, so a million grants cost no string each.
-func ScanGrants(ctx context.Context, db *gorm.DB, reg *Compiled, tree *location.Tree, userID string, fn func(userID []byte, g Grant, unknown string)) error {
+func scanGrants(ctx context.Context, db *gorm.DB, reg *Compiled, tree *location.Tree, userID string, fn func(userID []byte, g Grant, unknown string)) error {
 	err := policy.ScanGrants(ctx, db, userID, func(user, role, domain []byte) error {
 		ri, known := reg.RoleIx[string(role)]
 		if !known {
 			return nil
 		}
-		g := Grant{Role: uint16(ri), Loc: PlatformLoc}
+		g := Grant{Role: uint16(ri), Loc: platformLoc}
 		unknown := ""
 		if string(domain) != policy.PlatformDomain {
 			if i, ok := tree.Index(string(domain)); ok {
@@ -220,10 +220,10 @@ func ScanGrants(ctx context.Context, db *gorm.DB, reg *Compiled, tree *location.
 	return nil
 }
 
-// LoadDepartments reads departments (all, or one) into into.
-func LoadDepartments(ctx context.Context, db *gorm.DB, id string, into map[string]CategorySet) error {
-	err := ScanWhere(ctx, db, DepartmentQuery(db), "id", id, func(c [][]byte) error {
-		set, err := DecodeCategories(c[1])
+// loadDepartments reads departments (all, or one) into into.
+func loadDepartments(ctx context.Context, db *gorm.DB, id string, into map[string]CategorySet) error {
+	err := scanWhere(ctx, db, departmentQuery(db), "id", id, func(c [][]byte) error {
+		set, err := decodeCategories(c[1])
 		if err != nil {
 			return err
 		}
@@ -236,8 +236,8 @@ func LoadDepartments(ctx context.Context, db *gorm.DB, id string, into map[strin
 	return nil
 }
 
-// DecodeCategories decodes a department's stored categories (nil: none set).
-func DecodeCategories(raw []byte) (CategorySet, error) {
+// decodeCategories decodes a department's stored categories (nil: none set).
+func decodeCategories(raw []byte) (CategorySet, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}

@@ -42,25 +42,25 @@ type SessionState struct {
 // impersonated subject is one map lookup. The zero value holds none.
 type Sessions struct {
 	ByHash map[string]SessionState
-	ByPair map[SessionPair]time.Time
+	byPair map[sessionPair]time.Time
 }
 
-// SessionPair is an admin and the user it impersonates.
-type SessionPair struct{ Admin, Target string }
+// sessionPair is an admin and the user it impersonates.
+type sessionPair struct{ Admin, Target string }
 
 // Pair returns whether an unexpired session of admin impersonating target
 // exists at now.
 func (ss Sessions) Pair(admin, target string, now time.Time) bool {
-	return now.Before(ss.ByPair[SessionPair{admin, target}])
+	return now.Before(ss.byPair[sessionPair{admin, target}])
 }
 
-// LoadSessions reads the sessions that have not ended.
-func LoadSessions(ctx context.Context, db *gorm.DB) (Sessions, error) {
+// loadSessions reads the sessions that have not ended.
+func loadSessions(ctx context.Context, db *gorm.DB) (Sessions, error) {
 	var rows []SessionRow
 	if err := db.WithContext(ctx).Where("ended_at IS NULL").Find(&rows).Error; err != nil {
 		return Sessions{}, fmt.Errorf("load impersonation sessions: %w", err)
 	}
-	out := Sessions{ByHash: make(map[string]SessionState, len(rows)), ByPair: map[SessionPair]time.Time{}}
+	out := Sessions{ByHash: make(map[string]SessionState, len(rows)), byPair: map[sessionPair]time.Time{}}
 	for _, r := range rows {
 		b, err := hex.DecodeString(r.TokenHash)
 		if err != nil || len(b) != sha256.Size {
@@ -69,9 +69,9 @@ func LoadSessions(ctx context.Context, db *gorm.DB) (Sessions, error) {
 		var h [32]byte
 		copy(h[:], b)
 		out.ByHash[r.TokenHash] = SessionState{ID: r.ID, Hash: h, Admin: r.AdminID, Target: r.TargetID, Expires: r.ExpiresAt}
-		k := SessionPair{r.AdminID, r.TargetID}
-		if r.ExpiresAt.After(out.ByPair[k]) {
-			out.ByPair[k] = r.ExpiresAt
+		k := sessionPair{r.AdminID, r.TargetID}
+		if r.ExpiresAt.After(out.byPair[k]) {
+			out.byPair[k] = r.ExpiresAt
 		}
 	}
 	return out, nil

@@ -31,8 +31,8 @@ const (
 	FailNotAffiliated = 1 << iota
 	FailCategory
 	FailOutOfScope
-	FailNotApproved
-	FailInactive
+	failNotApproved
+	failInactive
 )
 
 // Snapshot is everything a decision needs, held in memory so that a check
@@ -47,75 +47,75 @@ type Snapshot struct {
 	Epoch uint32
 
 	Reg  *Compiled
-	Tree *location.Tree // frozen; set with SetTree
+	Tree *location.Tree // frozen; set with setTree
 	View location.View  // tree's view, for the check path
 
 	Users       UserTable
 	Departments map[string]CategorySet // department ID → its categories
 	// Disabled holds, per module, the municipalities where it is disabled;
-	// DisabledAt the same per municipality index, as a set of module
+	// disabledAt the same per municipality index, as a set of module
 	// indexes, for the check's single lookup.
 	Disabled   map[string]map[string]struct{}
-	DisabledAt map[int32]PermSet
-	// DisabledIn counts, per module index, the live municipalities that
+	disabledAt map[int32]PermSet
+	// disabledIn counts, per module index, the live municipalities that
 	// disable it; municipalities counts the live municipalities.
-	DisabledIn     []int
+	disabledIn     []int
 	Municipalities int
 	// ApprovalOff holds the municipalities that do not require approval.
 	ApprovalOff map[string]struct{}
 
-	Orgs     map[string]*OrgState
+	Orgs     map[string]*orgState
 	Links    map[string]map[string][]Window // user → organisation → link windows
 	Sessions Sessions                       // live impersonation sessions
 }
 
-// SetTree makes t, frozen, the snapshot's tree.
-func (s *Snapshot) SetTree(t *location.Tree) {
+// setTree makes t, frozen, the snapshot's tree.
+func (s *Snapshot) setTree(t *location.Tree) {
 	s.Tree = t.Freeze()
 	s.View = s.Tree.View()
 }
 
-// UserShards splits the users so that a change copies 1/256 of them.
-const UserShards = 256
+// userShards splits the users so that a change copies 1/256 of them.
+const userShards = 256
 
 // UserTable maps user IDs to their state, in shards copied on write, and
 // gives every user a dense index (its Principal handle) that stays the same
-// for the checker's lifetime: by index, users sit in chunks of ChunkSize,
+// for the checker's lifetime: by index, users sit in chunks of chunkSize,
 // also copied on write. A table is immutable once published.
 type UserTable struct {
-	Seed   maphash.Seed
-	Shards *[UserShards]*IDShard // ID → dense index
-	Dense  []*UserChunk          // index >> ChunkBits → chunk
+	seed   maphash.Seed
+	shards *[userShards]*idShard // ID → dense index
+	Dense  []*UserChunk          // index >> chunkBits → chunk
 	Next   uint32                // the next unused index
-	// Pending holds the users whose state is pending (UserState.IsPending),
+	// pending holds the users whose state is pending (UserState.isPending),
 	// to build again when locations are added; copied on write.
-	Pending map[string]struct{}
+	pending map[string]struct{}
 }
 
 const (
-	ChunkBits = 8
-	ChunkSize = 1 << ChunkBits
+	chunkBits = 8
+	chunkSize = 1 << chunkBits
 )
 
-// UserChunk holds the users of ChunkSize consecutive indexes.
-type UserChunk [ChunkSize]*UserState
+// UserChunk holds the users of chunkSize consecutive indexes.
+type UserChunk [chunkSize]*UserState
 
-// NewUserTable returns an empty table.
-func NewUserTable() UserTable {
-	var shards [UserShards]*IDShard
+// newUserTable returns an empty table.
+func newUserTable() UserTable {
+	var shards [userShards]*idShard
 	for i := range shards {
-		shards[i] = &IDShard{}
+		shards[i] = &idShard{}
 	}
-	return UserTable{Seed: maphash.MakeSeed(), Shards: &shards}
+	return UserTable{seed: maphash.MakeSeed(), shards: &shards}
 }
 
 // Hash is the table's hash of a user ID.
-func (t *UserTable) Hash(id string) uint64 { return maphash.String(t.Seed, id) }
+func (t *UserTable) Hash(id string) uint64 { return maphash.String(t.seed, id) }
 
 // Get returns the state of user id.
 func (t *UserTable) Get(id string) (*UserState, bool) {
 	h := t.Hash(id)
-	ix, ok := t.Shards[h%UserShards].Find(id, h, t.At)
+	ix, ok := t.shards[h%userShards].Find(id, h, t.At)
 	if !ok {
 		return nil, false
 	}
@@ -126,8 +126,8 @@ func (t *UserTable) Get(id string) (*UserState, bool) {
 // At returns the state of the user of dense index i, nil when there is none
 // (any more).
 func (t *UserTable) At(i uint32) *UserState {
-	if c := i >> ChunkBits; uint(c) < uint(len(t.Dense)) {
-		return t.Dense[c][i&(ChunkSize-1)]
+	if c := i >> chunkBits; uint(c) < uint(len(t.Dense)) {
+		return t.Dense[c][i&(chunkSize-1)]
 	}
 	return nil
 }
@@ -147,35 +147,35 @@ func (t *UserTable) Each(fn func(id string, u *UserState) bool) {
 // (nil removes), copying only the shards and chunks they fall in. A user
 // already in the table keeps its index; a new one gets the next.
 func (t UserTable) With(changes map[string]*UserState) UserTable {
-	shards := *t.Shards
+	shards := *t.shards
 	t.Dense = slices.Clone(t.Dense)
 	copied := map[uint64]bool{}
 	copiedChunk := map[uint32]bool{}
 	dropped := map[uint32]bool{}
 	pendingCopied := false
 	for id, u := range changes {
-		if _, was := t.Pending[id]; was != (u != nil && u.IsPending()) {
+		if _, was := t.pending[id]; was != (u != nil && u.isPending()) {
 			if !pendingCopied {
-				t.Pending, pendingCopied = maps.Clone(t.Pending), true
-				if t.Pending == nil {
-					t.Pending = map[string]struct{}{}
+				t.pending, pendingCopied = maps.Clone(t.pending), true
+				if t.pending == nil {
+					t.pending = map[string]struct{}{}
 				}
 			}
 			if was {
-				delete(t.Pending, id)
+				delete(t.pending, id)
 			} else {
-				t.Pending[id] = struct{}{}
+				t.pending[id] = struct{}{}
 			}
 		}
 		h := t.Hash(id)
-		si := h % UserShards
+		si := h % userShards
 		ix, had := shards[si].Find(id, h, t.At)
 		switch {
 		case had:
 			if u == nil {
 				dropped[ix] = true
 				if !copied[si] {
-					shards[si], copied[si] = shards[si].Rebuilt(0, nil), true
+					shards[si], copied[si] = shards[si].rebuilt(0, nil), true
 				}
 			}
 		case u == nil:
@@ -183,15 +183,15 @@ func (t UserTable) With(changes map[string]*UserState) UserTable {
 		default:
 			ix = t.Next
 			t.Next++
-			if !copied[si] || shards[si].Full() {
-				shards[si], copied[si] = shards[si].Rebuilt(1, nil), true
+			if !copied[si] || shards[si].full() {
+				shards[si], copied[si] = shards[si].rebuilt(1, nil), true
 			}
 			shards[si].Insert(id, h, ix)
 		}
 		if u != nil {
 			u.ID, u.Idx = id, ix // u is not published yet
 		}
-		c := ix >> ChunkBits
+		c := ix >> chunkBits
 		for uint(c) >= uint(len(t.Dense)) {
 			t.Dense = append(t.Dense, &UserChunk{})
 			copiedChunk[uint32(len(t.Dense)-1)] = true
@@ -201,20 +201,20 @@ func (t UserTable) With(changes map[string]*UserState) UserTable {
 			t.Dense[c] = &chunk
 			copiedChunk[c] = true
 		}
-		t.Dense[c][ix&(ChunkSize-1)] = u
+		t.Dense[c][ix&(chunkSize-1)] = u
 	}
 	if len(dropped) > 0 {
 		for si := range copied {
-			shards[si] = shards[si].Rebuilt(0, func(ix uint32) bool { return dropped[ix] })
+			shards[si] = shards[si].rebuilt(0, func(ix uint32) bool { return dropped[ix] })
 		}
 	}
-	t.Shards = &shards
+	t.shards = &shards
 	return t
 }
 
-// SetUsers gives the users of changes the given states (nil removes): see
+// setUsers gives the users of changes the given states (nil removes): see
 // UserTable.with. Removing a user starts a new epoch.
-func (s *Snapshot) SetUsers(changes map[string]*UserState) {
+func (s *Snapshot) setUsers(changes map[string]*UserState) {
 	for id, u := range changes {
 		if _, had := s.Users.Get(id); had && u == nil {
 			s.Epoch++
@@ -224,9 +224,9 @@ func (s *Snapshot) SetUsers(changes map[string]*UserState) {
 	s.Users = s.Users.With(changes)
 }
 
-// Put adds a user while the table is being built (not yet published),
+// put adds a user while the table is being built (not yet published),
 // with its index in prev when prev holds it.
-func (t *UserTable) Put(id string, u *UserState, prev *UserTable) {
+func (t *UserTable) put(id string, u *UserState, prev *UserTable) {
 	ix := t.Next
 	if prev != nil {
 		if old, ok := prev.Get(id); ok {
@@ -238,16 +238,16 @@ func (t *UserTable) Put(id string, u *UserState, prev *UserTable) {
 	}
 	u.ID, u.Idx = id, ix
 	h := t.Hash(id)
-	si := h % UserShards
-	if t.Shards[si].Full() {
-		t.Shards[si] = t.Shards[si].Rebuilt(1, nil)
+	si := h % userShards
+	if t.shards[si].full() {
+		t.shards[si] = t.shards[si].rebuilt(1, nil)
 	}
-	t.Shards[si].Insert(id, h, ix)
-	c := ix >> ChunkBits
+	t.shards[si].Insert(id, h, ix)
+	c := ix >> chunkBits
 	for uint(c) >= uint(len(t.Dense)) {
 		t.Dense = append(t.Dense, &UserChunk{})
 	}
-	t.Dense[c][ix&(ChunkSize-1)] = u
+	t.Dense[c][ix&(chunkSize-1)] = u
 }
 
 // UserState is one user's part of the snapshot, 96 bytes. It is built
@@ -263,20 +263,20 @@ type UserState struct {
 	// anchor profile carries that profile's flags (grant.counts). For most
 	// users the array is inline.
 	Grants []Grant
-	Inline [2]Grant
-	// Rare holds what most users lack (platform grants, locations the tree
+	inline [2]Grant
+	// rare holds what most users lack (platform grants, locations the tree
 	// does not hold): nil for them.
-	Rare *UserRare
+	rare *userRare
 
 	ID       string
-	Profiles []ProfileRef
+	Profiles []profileRef
 }
 
-// UserRare is the part of a UserState most users do not need.
-type UserRare struct {
-	// PlatformPerms is the union of the permissions of the platform
+// userRare is the part of a UserState most users do not need.
+type userRare struct {
+	// platformPerms is the union of the permissions of the platform
 	// grants, nil without any.
-	PlatformPerms PermSet
+	platformPerms PermSet
 	// Unknown names the locations of grants and profiles that the tree
 	// does not hold (yet), by index (see LocOf). A user with one is
 	// pending: its state is built again when locations are added.
@@ -285,29 +285,29 @@ type UserRare struct {
 
 // HasPlatform reports whether a platform grant of u gives action index ai.
 func (u *UserState) HasPlatform(ai int) bool {
-	return u.Rare != nil && u.Rare.PlatformPerms != nil && u.Rare.PlatformPerms.Has(ai)
+	return u.rare != nil && u.rare.platformPerms != nil && u.rare.platformPerms.Has(ai)
 }
 
 // HasPlatformGrant reports whether u holds a platform grant.
-func (u *UserState) HasPlatformGrant() bool { return u.Rare != nil && u.Rare.PlatformPerms != nil }
+func (u *UserState) HasPlatformGrant() bool { return u.rare != nil && u.rare.platformPerms != nil }
 
-// RareOf returns u.rare, creating it. u must not be published yet, nor
+// rareOf returns u.rare, creating it. u must not be published yet, nor
 // its rare part shared with a published record.
-func (u *UserState) RareOf() *UserRare {
-	if u.Rare == nil {
-		u.Rare = &UserRare{}
+func (u *UserState) rareOf() *userRare {
+	if u.rare == nil {
+		u.rare = &userRare{}
 	}
-	return u.Rare
+	return u.rare
 }
 
 // Location indexes of grants and profiles: a tree index (live, or of a
-// location removed since), PlatformLoc for a platform grant ("*"), or, at
-// FirstUnknownLoc and below, a location the tree does not hold, named in
+// location removed since), platformLoc for a platform grant ("*"), or, at
+// firstUnknownLoc and below, a location the tree does not hold, named in
 // UserState.unknown. Records hold these indexes, never the IDs: a million
 // grants cost no string each.
 const (
-	PlatformLoc     int32 = -1
-	FirstUnknownLoc int32 = -2
+	platformLoc     int32 = -1
+	firstUnknownLoc int32 = -2
 )
 
 // Grant is one role held at a location (or "*"), 8 bytes. BuildUser
@@ -315,123 +315,123 @@ const (
 // location or above it); a location grant that has one counts, with that
 // profile's flags.
 type Grant struct {
-	Loc    int32  // location index (see PlatformLoc)
+	Loc    int32  // location index (see platformLoc)
 	Role   uint16 // index into compiled.roles
-	Flags  uint8  // GrantCounts; FailNotApproved, FailInactive of the anchor; OpenCategories
-	Anchor uint8  // index of the anchor profile in UserState.profiles, AnchorFar past 254
+	Flags  uint8  // grantCounts; failNotApproved, failInactive of the anchor; openCategories
+	Anchor uint8  // index of the anchor profile in UserState.Profiles, anchorFar past 254
 }
 
 // Platform reports whether g is a platform grant ("*").
-func (g *Grant) Platform() bool { return g.Loc == PlatformLoc }
+func (g *Grant) Platform() bool { return g.Loc == platformLoc }
 
-// IsPending reports whether a grant or profile of u names a location the
+// isPending reports whether a grant or profile of u names a location the
 // tree does not hold.
-func (u *UserState) IsPending() bool { return u.Rare != nil && u.Rare.Unknown != nil }
+func (u *UserState) isPending() bool { return u.rare != nil && u.rare.Unknown != nil }
 
 // LocOf returns the location ID that index loc stands for in u's records
-// (see PlatformLoc), read from s's tree: a record's tree index names the
+// (see platformLoc), read from s's tree: a record's tree index names the
 // same location in every later snapshot, since tree changes never reuse
 // an index and a full reload builds every record again.
 func (s *Snapshot) LocOf(u *UserState, loc int32) string {
 	switch {
 	case loc >= 0:
 		return s.View.NameIndex(loc)
-	case loc == PlatformLoc:
+	case loc == platformLoc:
 		return policy.PlatformDomain
 	}
-	return u.Rare.Unknown[FirstUnknownLoc-loc]
+	return u.rare.Unknown[firstUnknownLoc-loc]
 }
 
 // GrantAt returns the location ID of g, a grant of u ("*" for a platform
 // Grant).
 func (s *Snapshot) GrantAt(u *UserState, g *Grant) string { return s.LocOf(u, g.Loc) }
 
-// NameUnknown returns the location index standing for id, a location the
+// nameUnknown returns the location index standing for id, a location the
 // tree does not hold, in u's unknown names, adding it when new. u must not
 // be published yet, nor its unknown list shared with a published record.
-func (u *UserState) NameUnknown(id string) int32 {
-	r := u.RareOf()
+func (u *UserState) nameUnknown(id string) int32 {
+	r := u.rareOf()
 	for i, n := range r.Unknown {
 		if n == id {
-			return FirstUnknownLoc - int32(i)
+			return firstUnknownLoc - int32(i)
 		}
 	}
 	r.Unknown = append(r.Unknown, id)
-	return FirstUnknownLoc - int32(len(r.Unknown)-1)
+	return firstUnknownLoc - int32(len(r.Unknown)-1)
 }
 
-// LocIndex returns the location index of id for a record of u being
+// locIndex returns the location index of id for a record of u being
 // built: its tree index in tree, or else an unknown name of u.
-func (u *UserState) LocIndex(tree *location.Tree, id string) int32 {
+func (u *UserState) locIndex(tree *location.Tree, id string) int32 {
 	if i, ok := tree.Index(id); ok {
 		return i
 	}
-	return u.NameUnknown(id)
+	return u.nameUnknown(id)
 }
 
 const (
-	// GrantCounts marks a location grant with an anchor profile: the
+	// grantCounts marks a location grant with an anchor profile: the
 	// grants the check path reads.
-	GrantCounts = 1 << 6
-	// OpenCategories marks a counted grant whose anchor profile restricts
+	grantCounts = 1 << 6
+	// openCategories marks a counted grant whose anchor profile restricts
 	// no category by itself or through a department.
-	OpenCategories = 1 << 7
-	// AnchorFar is grant.anchor for an anchor profile whose index does not
+	openCategories = 1 << 7
+	// anchorFar is grant.anchor for an anchor profile whose index does not
 	// fit a byte (a user with hundreds of profiles): it is found again.
-	AnchorFar = 255
+	anchorFar = 255
 )
 
-// AddGrant appends g to u's grants, in u's inline array while it has room;
+// addGrant appends g to u's grants, in u's inline array while it has room;
 // unknown, when not empty, is g's location, which the tree does not hold.
 // u must not be published yet.
-func (u *UserState) AddGrant(g Grant, unknown string) {
+func (u *UserState) addGrant(g Grant, unknown string) {
 	if unknown != "" {
-		g.Loc = u.NameUnknown(unknown)
+		g.Loc = u.nameUnknown(unknown)
 	}
 	if u.Grants == nil {
-		u.Grants = u.Inline[:0]
+		u.Grants = u.inline[:0]
 	}
 	u.Grants = append(u.Grants, g)
 }
 
-// AddProfile appends r to u's profiles; unknown, when not empty, is r's
+// addProfile appends r to u's profiles; unknown, when not empty, is r's
 // location, which the tree does not hold. u must not be published yet.
-func (u *UserState) AddProfile(r ProfileRef, unknown string) {
+func (u *UserState) addProfile(r profileRef, unknown string) {
 	if unknown != "" {
-		r.P.Loc = u.NameUnknown(unknown)
+		r.P.Loc = u.nameUnknown(unknown)
 	}
 	u.Profiles = append(u.Profiles, r)
 }
 
 // Counts reports whether g is a location grant with an anchor profile.
-func (g *Grant) Counts() bool { return g.Flags&GrantCounts != 0 }
+func (g *Grant) Counts() bool { return g.Flags&grantCounts != 0 }
 
 // Fails returns the denial flags of g's anchor profile.
-func (g *Grant) Fails() int { return int(g.Flags) & (FailNotApproved | FailInactive) }
+func (g *Grant) Fails() int { return int(g.Flags) & (failNotApproved | failInactive) }
 
 // AllowsCategory reports whether category lies in the effective
 // categories of g's anchor profile.
 func (g *Grant) AllowsCategory(s *Snapshot, u *UserState, category string) bool {
-	if g.Flags&OpenCategories != 0 {
+	if g.Flags&openCategories != 0 {
 		return true
 	}
 	k := int(g.Anchor)
-	if k == AnchorFar {
+	if k == anchorFar {
 		k, _ = s.AnchorRef(u, g.Loc)
 	}
-	_, ok := u.Profiles[k].Eff[category]
+	_, ok := u.Profiles[k].eff[category]
 	return ok
 }
 
-// ProfileRef is a profile with its effective categories, 32 bytes (one
+// profileRef is a profile with its effective categories, 32 bytes (one
 // allocation class below what a department ID and a separate location
 // field would take); the profile's state is held by value (never shared
 // between records).
-type ProfileRef struct {
+type profileRef struct {
 	P ProfileState
-	// Eff is p's effective categories when they are not all (nil: none),
+	// eff is p's effective categories when they are not all (nil: none),
 	// set by BuildUser.
-	Eff CategorySet
+	eff CategorySet
 }
 
 // Profile returns u's profile at location id.
@@ -446,31 +446,31 @@ func (s *Snapshot) Profile(u *UserState, id string) (*ProfileState, bool) {
 
 // ProfileState is a profile as decisions read it, 24 bytes.
 type ProfileState struct {
-	Department DeptRef
+	Department deptRef
 	Allowed    CategorySet
-	// Loc is the profile's location index (see PlatformLoc; never
-	// PlatformLoc), set for the profiles of a UserState only; it sits
-	// here, in what would be padding, to keep ProfileRef at 32 bytes.
+	// Loc is the profile's location index (see platformLoc; never
+	// platformLoc), set for the profiles of a UserState only; it sits
+	// here, in what would be padding, to keep profileRef at 32 bytes.
 	Loc              int32
 	Approved, Active bool
 }
 
-// DeptRef names a profile's department, interned: 8 bytes per profile
+// deptRef names a profile's department, interned: 8 bytes per profile
 // where the ID would take 16 and a copy of its bytes. The zero value is
 // no department.
-type DeptRef struct{ H unique.Handle[string] }
+type deptRef struct{ H unique.Handle[string] }
 
 // DeptOf returns the reference of department id ("" for none).
-func DeptOf(id string) DeptRef {
+func DeptOf(id string) deptRef {
 	if id == "" {
-		return DeptRef{}
+		return deptRef{}
 	}
-	return DeptRef{unique.Make(id)}
+	return deptRef{unique.Make(id)}
 }
 
 // ID returns the department's ID, "" for none.
-func (d DeptRef) ID() string {
-	if d == (DeptRef{}) {
+func (d deptRef) ID() string {
+	if d == (deptRef{}) {
 		return ""
 	}
 	return d.H.Value()
@@ -496,19 +496,19 @@ func NewCategorySet(cats []string) CategorySet {
 // §1), as users.EffectiveCategories defines them: all, or cats (sorted,
 // none for an empty intersection). A record with no category lies in
 // them only when all is true. It is the one definition checks, filters
-// and Admin use; checks read it precomputed (ProfileRef.eff).
+// and Admin use; checks read it precomputed (profileRef.eff).
 func (s *Snapshot) EffectiveCategories(p *ProfileState) (cats []string, all bool) {
 	dept := s.Departments[p.Department.ID()]
 	if p.Allowed == nil && dept == nil {
 		return nil, true
 	}
-	cats, all = users.EffectiveCategories(users.Profile{AllowedCategories: SetKeys(p.Allowed)},
-		&users.Department{Categories: SetKeys(dept)})
+	cats, all = users.EffectiveCategories(users.Profile{AllowedCategories: setKeys(p.Allowed)},
+		&users.Department{Categories: setKeys(dept)})
 	return slices.DeleteFunc(cats, func(c string) bool { return c == "" }), all
 }
 
-// SetKeys returns the categories of set, unsorted.
-func SetKeys(set CategorySet) []string {
+// setKeys returns the categories of set, unsorted.
+func setKeys(set CategorySet) []string {
 	if set == nil {
 		return nil
 	}
@@ -555,7 +555,7 @@ func (s *Snapshot) AnchorRef(u *UserState, loc int32) (int, int32) {
 		for k := range u.Profiles {
 			// A profile at a location the tree did not hold when the state
 			// was built (see BuildUser) is matched by ID.
-			if r := u.Profiles[k].P.Loc; r == i || r <= FirstUnknownLoc && s.LocOf(u, r) == s.View.IDIndex(i) {
+			if r := u.Profiles[k].P.Loc; r == i || r <= firstUnknownLoc && s.LocOf(u, r) == s.View.IDIndex(i) {
 				return k, i
 			}
 		}
@@ -576,28 +576,28 @@ func (s *Snapshot) ModuleEnabled(module, municipality string) bool {
 // ModuleEnabledAt is ModuleEnabled for a municipality's tree index (-1:
 // none) and a module index.
 func (s *Snapshot) ModuleEnabledAt(moduleIdx int, muni int32) bool {
-	if muni < 0 || len(s.DisabledAt) == 0 {
+	if muni < 0 || len(s.disabledAt) == 0 {
 		return true
 	}
-	set, ok := s.DisabledAt[muni]
+	set, ok := s.disabledAt[muni]
 	return !ok || !set.Has(moduleIdx)
 }
 
 // EnabledEverywhereIdx reports whether no live municipality disables the
 // module (settings of deleted municipalities do not count).
 func (s *Snapshot) EnabledEverywhereIdx(moduleIdx int) bool {
-	return s.DisabledIn[moduleIdx] == 0
+	return s.disabledIn[moduleIdx] == 0
 }
 
 // EnabledSomewhereIdx reports whether some live municipality has the
 // module enabled.
 func (s *Snapshot) EnabledSomewhereIdx(moduleIdx int) bool {
-	return s.Municipalities > s.DisabledIn[moduleIdx]
+	return s.Municipalities > s.disabledIn[moduleIdx]
 }
 
-// WithModuleEnabled returns copies of the module settings with module
+// withModuleEnabled returns copies of the module settings with module
 // enabled or disabled in municipality.
-func (s *Snapshot) WithModuleEnabled(municipality, module string, enabled bool) {
+func (s *Snapshot) withModuleEnabled(municipality, module string, enabled bool) {
 	disabled := make(map[string]map[string]struct{}, len(s.Disabled)+1)
 	for m, set := range s.Disabled {
 		disabled[m] = set
@@ -617,20 +617,20 @@ func (s *Snapshot) WithModuleEnabled(municipality, module string, enabled bool) 
 		disabled[module] = set
 	}
 	s.Disabled = disabled
-	s.ReindexDisabled()
+	s.reindexDisabled()
 }
 
-// ReindexDisabled rebuilds DisabledAt, DisabledIn and municipalities from
+// reindexDisabled rebuilds disabledAt, disabledIn and municipalities from
 // disabled and the tree (O(locations): it runs when the tree or a module
 // setting changes, never on a check).
-func (s *Snapshot) ReindexDisabled() {
+func (s *Snapshot) reindexDisabled() {
 	s.Municipalities = 0
 	for _, l := range s.Tree.Locations() {
 		if l.Level == location.Municipality {
 			s.Municipalities++
 		}
 	}
-	s.DisabledIn = make([]int, len(s.Reg.Modules))
+	s.disabledIn = make([]int, len(s.Reg.Modules))
 	at := map[int32]PermSet{}
 	for module, set := range s.Disabled {
 		mi, ok := s.Reg.ModuleIx[module]
@@ -642,7 +642,7 @@ func (s *Snapshot) ReindexDisabled() {
 			if !ok {
 				continue
 			}
-			s.DisabledIn[mi]++
+			s.disabledIn[mi]++
 			ps := at[i]
 			if ps == nil {
 				ps = NewPermSet(len(s.Reg.Modules))
@@ -651,7 +651,7 @@ func (s *Snapshot) ReindexDisabled() {
 			ps.Add(mi)
 		}
 	}
-	s.DisabledAt = at
+	s.disabledAt = at
 }
 
 // BuildUser finishes a user's state once its rows are read: tree indexes
@@ -662,39 +662,39 @@ func (s *Snapshot) BuildUser(u *UserState) {
 	// The unknown names are read from the list u was built with and kept
 	// in a new one: that list may be a published record's.
 	var unknown []string
-	if u.Rare != nil {
-		unknown = u.Rare.Unknown
+	if u.rare != nil {
+		unknown = u.rare.Unknown
 	}
-	name := func(loc int32) string { return unknown[FirstUnknownLoc-loc] }
-	u.Rare = nil
+	name := func(loc int32) string { return unknown[firstUnknownLoc-loc] }
+	u.rare = nil
 	// The rows were appended one by one: keep no spare capacity.
-	u.Profiles = Fitted(u.Profiles)
-	if len(u.Grants) > len(u.Inline) {
-		u.Grants = Fitted(u.Grants)
+	u.Profiles = fitted(u.Profiles)
+	if len(u.Grants) > len(u.inline) {
+		u.Grants = fitted(u.Grants)
 	}
 	for i := range u.Profiles {
 		r := &u.Profiles[i]
-		r.Eff = nil
+		r.eff = nil
 		if cats, all := s.EffectiveCategories(&r.P); !all {
-			r.Eff = NewCategorySet(cats)
+			r.eff = NewCategorySet(cats)
 		}
-		if r.P.Loc <= FirstUnknownLoc {
-			r.P.Loc = u.LocIndex(s.Tree, name(r.P.Loc))
+		if r.P.Loc <= firstUnknownLoc {
+			r.P.Loc = u.locIndex(s.Tree, name(r.P.Loc))
 		}
 	}
 	for i := range u.Grants {
 		g := &u.Grants[i]
 		g.Flags, g.Anchor = 0, 0
 		if g.Platform() {
-			r := u.RareOf()
-			if r.PlatformPerms == nil {
-				r.PlatformPerms = NewPermSet(len(s.Reg.Actions))
+			r := u.rareOf()
+			if r.platformPerms == nil {
+				r.platformPerms = NewPermSet(len(s.Reg.Actions))
 			}
-			r.PlatformPerms.Union(s.Reg.Roles[g.Role].Perms)
+			r.platformPerms.Union(s.Reg.Roles[g.Role].Perms)
 			continue
 		}
-		if g.Loc <= FirstUnknownLoc {
-			if g.Loc = u.LocIndex(s.Tree, name(g.Loc)); g.Loc < 0 {
+		if g.Loc <= firstUnknownLoc {
+			if g.Loc = u.locIndex(s.Tree, name(g.Loc)); g.Loc < 0 {
 				continue // counts for nothing until the location is known
 			}
 		}
@@ -703,33 +703,33 @@ func (s *Snapshot) BuildUser(u *UserState) {
 			continue // a grant without an anchor profile counts for nothing
 		}
 		p := &u.Profiles[k].P
-		g.Flags = GrantCounts
+		g.Flags = grantCounts
 		if !p.Approved {
-			g.Flags |= FailNotApproved
+			g.Flags |= failNotApproved
 		}
 		if !p.Active {
-			g.Flags |= FailInactive
+			g.Flags |= failInactive
 		}
 		if _, all := s.EffectiveCategories(p); all {
-			g.Flags |= OpenCategories
+			g.Flags |= openCategories
 		}
-		g.Anchor = uint8(min(k, AnchorFar))
+		g.Anchor = uint8(min(k, anchorFar))
 	}
 }
 
-// Rebuilt returns a copy of u built again against s (after a change of the
+// rebuilt returns a copy of u built again against s (after a change of the
 // tree): u itself is published and stays as it is.
-func (s *Snapshot) Rebuilt(u *UserState) *UserState {
+func (s *Snapshot) rebuilt(u *UserState) *UserState {
 	c := *u
 	c.Profiles = slices.Clone(u.Profiles)
-	c.Grants = append(c.Inline[:0:len(c.Inline)], u.Grants...)
+	c.Grants = append(c.inline[:0:len(c.inline)], u.Grants...)
 	s.BuildUser(&c)
 	return &c
 }
 
-// Fitted returns s, or a copy of it without spare capacity when it has
+// fitted returns s, or a copy of it without spare capacity when it has
 // some (a record lives as long as its snapshot).
-func Fitted[T any](s []T) []T {
+func fitted[T any](s []T) []T {
 	if cap(s) == len(s) {
 		return s
 	}
