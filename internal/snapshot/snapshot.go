@@ -11,30 +11,6 @@ import (
 	"github.com/civicstack/townhall/users"
 )
 
-// HoldsWithin reports whether u has a profile or grant inside id's subtree.
-func (u *UserState) HoldsWithin(snap *Snapshot, id string) bool {
-	for _, pr := range u.Profiles {
-		if snap.Tree.IsWithin(snap.LocOf(u, pr.P.Loc), id) {
-			return true
-		}
-	}
-	for _, g := range u.Grants {
-		if !g.Platform() && snap.Tree.IsWithin(snap.GrantAt(u, &g), id) {
-			return true
-		}
-	}
-	return false
-}
-
-// Denial flags in reporting order (SPEC §2 step 9).
-const (
-	FailNotAffiliated = 1 << iota
-	FailCategory
-	FailOutOfScope
-	failNotApproved
-	failInactive
-)
-
 // Snapshot is everything a decision needs, held in memory so that a check
 // never touches the database. A published snapshot is immutable: checks
 // load it with one atomic read and never wait for a writer; a writer builds
@@ -43,7 +19,7 @@ const (
 // check sees a change entirely or not at all.
 type Snapshot struct {
 	// Epoch counts the changes that took names from indexes: a user removed
-	// from the table, a location removed, the tree reloaded (auditcode.go).
+	// from the table, a location removed, the tree reloaded (access/auditcode.go).
 	Epoch uint32
 
 	Reg  *Compiled
@@ -213,7 +189,7 @@ func (t UserTable) With(changes map[string]*UserState) UserTable {
 }
 
 // setUsers gives the users of changes the given states (nil removes): see
-// UserTable.with. Removing a user starts a new epoch.
+// UserTable.With. Removing a user starts a new epoch.
 func (s *Snapshot) setUsers(changes map[string]*UserState) {
 	for id, u := range changes {
 		if _, had := s.Users.Get(id); had && u == nil {
@@ -303,11 +279,20 @@ func (u *UserState) rareOf() *userRare {
 // Location indexes of grants and profiles: a tree index (live, or of a
 // location removed since), platformLoc for a platform grant ("*"), or, at
 // firstUnknownLoc and below, a location the tree does not hold, named in
-// UserState.unknown. Records hold these indexes, never the IDs: a million
+// userRare.Unknown. Records hold these indexes, never the IDs: a million
 // grants cost no string each.
 const (
 	platformLoc     int32 = -1
 	firstUnknownLoc int32 = -2
+)
+
+// Denial flags in reporting order (SPEC §2 step 9).
+const (
+	FailNotAffiliated = 1 << iota
+	FailCategory
+	FailOutOfScope
+	failNotApproved
+	failInactive
 )
 
 // Grant is one role held at a location (or "*"), 8 bytes. BuildUser
@@ -316,7 +301,7 @@ const (
 // profile's flags.
 type Grant struct {
 	Loc    int32  // location index (see platformLoc)
-	Role   uint16 // index into compiled.roles
+	Role   uint16 // index into Compiled.Roles
 	Flags  uint8  // grantCounts; failNotApproved, failInactive of the anchor; openCategories
 	Anchor uint8  // index of the anchor profile in UserState.Profiles, anchorFar past 254
 }
@@ -327,6 +312,21 @@ func (g *Grant) Platform() bool { return g.Loc == platformLoc }
 // isPending reports whether a grant or profile of u names a location the
 // tree does not hold.
 func (u *UserState) isPending() bool { return u.rare != nil && u.rare.Unknown != nil }
+
+// HoldsWithin reports whether u has a profile or grant inside id's subtree.
+func (u *UserState) HoldsWithin(snap *Snapshot, id string) bool {
+	for _, pr := range u.Profiles {
+		if snap.Tree.IsWithin(snap.LocOf(u, pr.P.Loc), id) {
+			return true
+		}
+	}
+	for _, g := range u.Grants {
+		if !g.Platform() && snap.Tree.IsWithin(snap.GrantAt(u, &g), id) {
+			return true
+		}
+	}
+	return false
+}
 
 // LocOf returns the location ID that index loc stands for in u's records
 // (see platformLoc), read from s's tree: a record's tree index names the
@@ -343,7 +343,7 @@ func (s *Snapshot) LocOf(u *UserState, loc int32) string {
 }
 
 // GrantAt returns the location ID of g, a grant of u ("*" for a platform
-// Grant).
+// grant).
 func (s *Snapshot) GrantAt(u *UserState, g *Grant) string { return s.LocOf(u, g.Loc) }
 
 // nameUnknown returns the location index standing for id, a location the
