@@ -57,11 +57,17 @@ func newSignedLog(t testing.TB, opts ...Option) (*Log, *gorm.DB, *memSink, ed255
 // chain alone detects.
 func truncate(t testing.TB, db *gorm.DB, seq int64) {
 	t.Helper()
-	var last record
-	require.NoError(t, db.Where("seq = ?", seq).Take(&last).Error)
 	require.NoError(t, db.Exec("DELETE FROM townhall_audit_events WHERE seq > ?", seq).Error)
 	require.NoError(t, db.Exec("DELETE FROM townhall_audit_checkpoints WHERE seq > ?", seq).Error)
-	require.NoError(t, db.Exec("UPDATE townhall_audit_head SET last_seq = ?, last_hash = ? WHERE id = 1", seq, last.Hash).Error)
+	rewindHead(t, db, seq)
+}
+
+// rewindHead points the head at event seq, leaving the events after it.
+func rewindHead(t testing.TB, db *gorm.DB, seq int64) {
+	t.Helper()
+	var at record
+	require.NoError(t, db.Where("seq = ?", seq).Take(&at).Error)
+	require.NoError(t, db.Exec("UPDATE townhall_audit_head SET last_seq = ?, last_hash = ? WHERE id = 1", seq, at.Hash).Error)
 }
 
 func TestCheckpoint_DetectsTailTruncationWithHeadRewind(t *testing.T) {
@@ -391,9 +397,7 @@ func TestCheckpoint_RefusesAHeadBehindAStoredCheckpoint(t *testing.T) {
 	recordN(t, l, 5)
 	_, err := l.Checkpoint(ctx)
 	require.NoError(t, err)
-	var third record
-	require.NoError(t, db.Where("seq = ?", 3).Take(&third).Error)
-	require.NoError(t, db.Exec("UPDATE townhall_audit_head SET last_seq = ?, last_hash = ? WHERE id = 1", 3, third.Hash).Error)
+	rewindHead(t, db, 3)
 
 	fresh := New(db, WithKey("k1", key1), WithSigner(signerKey(t, 1), &memSink{}))
 	t.Cleanup(func() { fresh.Close() })
